@@ -8,7 +8,7 @@ from ._logsetup import configure_logging as _configure_logging
 
 _configure_logging()
 
-from . import configuration, constants, errors  # noqa: E402
+from . import configuration, constants, errors, message, socketutil  # noqa: E402
 from ._install import install_as_pyro4  # noqa: E402
 from ._uri import URI  # noqa: E402
 from .configuration import config  # noqa: E402

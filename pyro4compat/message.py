@@ -1,0 +1,186 @@
+"""Pyro4's ``Pyro4.message`` surface: the :class:`Message` class over the sans-IO protocol core.
+
+``Message`` keeps Pyro4's attributes, signatures and error texts so code written against
+``Pyro4.message`` keeps working; all byte-level rules live in :mod:`pyro4compat._protocol`.
+This is the layer that reads ``config.MAX_MESSAGE_SIZE`` (when a message is built, received or
+decompressed) and talks to a connection: any object with ``send(bytes)``, ``recv(size)``
+(returning exactly ``size`` bytes or raising ``ConnectionClosedError``) and ``close()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Container, Dict, Optional
+
+from . import _protocol as proto
+from .configuration import config
+from .errors import MessageTooLargeError, ProtocolError, SecurityError
+
+__all__ = ["Message", "secure_compare"]
+
+log = logging.getLogger("Pyro4.message")
+
+MSG_CONNECT = proto.MSG_CONNECT
+MSG_CONNECTOK = proto.MSG_CONNECTOK
+MSG_CONNECTFAIL = proto.MSG_CONNECTFAIL
+MSG_INVOKE = proto.MSG_INVOKE
+MSG_RESULT = proto.MSG_RESULT
+MSG_PING = proto.MSG_PING
+FLAGS_EXCEPTION = proto.FLAGS_EXCEPTION
+FLAGS_COMPRESSED = proto.FLAGS_COMPRESSED
+FLAGS_ONEWAY = proto.FLAGS_ONEWAY
+FLAGS_BATCH = proto.FLAGS_BATCH
+FLAGS_META_ON_CONNECT = proto.FLAGS_META_ON_CONNECT
+FLAGS_ITEMSTREAMRESULT = proto.FLAGS_ITEMSTREAMRESULT
+FLAGS_KEEPSERIALIZED = proto.FLAGS_KEEPSERIALIZED
+
+secure_compare = proto.secure_compare
+
+
+def _fail(exc: Exception, msg: "Message") -> Exception:
+    """Attach the offending message as ``pyroMsg``, as Pyro4 does for receive errors."""
+    exc.pyroMsg = msg  # type: ignore[attr-defined]
+    return exc
+
+
+class Message(object):
+    """One protocol 48 message: header fields, annotations and (possibly compressed) payload.
+
+    Payload (de)serialization happens elsewhere; this class only frames it, adds the HMAC chunk
+    when given a key, and checks it on receipt.
+    """
+
+    __slots__ = ["type", "flags", "seq", "data", "data_size", "serializer_id", "annotations",
+                 "annotations_size", "hmac_key"]
+    header_format = proto.HEADER_FORMAT
+    header_size = proto.HEADER_SIZE
+    checksum_magic = proto.CHECKSUM_MAGIC
+
+    def __init__(self, msgType: int, databytes: Any, serializer_id: int, flags: int, seq: int,
+                 annotations: Optional[Dict[str, bytes]] = None, hmac_key: Optional[bytes] = None) -> None:
+        self.type = msgType
+        self.flags = flags
+        self.seq = seq
+        self.data = databytes
+        self.data_size = len(databytes)
+        self.serializer_id = serializer_id
+        self.annotations = dict(annotations or {})
+        self.hmac_key = hmac_key
+        if self.hmac_key:
+            self.annotations["HMAC"] = self.hmac()  # last: it covers the other annotations
+        self.annotations_size = proto.annotations_size(self.annotations)
+        proto.check_message_size(self.data_size, self.annotations_size, config.MAX_MESSAGE_SIZE)
+
+    def __repr__(self) -> str:
+        return "<%s.%s at %x; type=%d flags=%d seq=%d datasize=%d #ann=%d>" % (
+            self.__module__, type(self).__name__, id(self), self.type, self.flags, self.seq,
+            self.data_size, len(self.annotations))
+
+    def _head_bytes(self) -> bytes:
+        """Header plus annotation chunks, from the current attribute values."""
+        chunks = proto.encode_annotations(self.annotations)
+        header = proto.pack_header(self.type, self.flags, self.seq, self.data_size, self.serializer_id,
+                                   len(chunks))
+        return header + chunks
+
+    def to_bytes(self) -> bytes:
+        """The whole message (header, annotation chunks, payload) as one bytes object."""
+        return self._head_bytes() + self.data
+
+    def send(self, connection: Any) -> None:
+        """Send the message; a large payload is sent after the head without copying it."""
+        chunks = proto.wire_chunks(self._head_bytes(), self.data)
+        send_buffers = getattr(connection, "send_buffers", None)
+        if send_buffers is not None and len(chunks) > 1:
+            send_buffers(chunks)  # one sendmsg: no Nagle delay between head and payload
+        else:
+            for chunk in chunks:
+                connection.send(chunk)
+
+    @classmethod
+    def from_header(cls, headerData: bytes) -> "Message":
+        """A message holding just the parsed header; annotations and payload are read later."""
+        header = proto.unpack_header(headerData)
+        msg = cls.__new__(cls)
+        msg.type = header.msg_type
+        msg.flags = header.flags
+        msg.seq = header.seq
+        msg.data = b""
+        msg.data_size = header.data_size
+        msg.serializer_id = header.serializer_id
+        msg.annotations = {}
+        msg.annotations_size = header.annotations_size
+        msg.hmac_key = None
+        return msg
+
+    @classmethod
+    def recv(cls, connection: Any, requiredMsgTypes: Optional[Container[int]] = None,
+             hmac_key: Optional[bytes] = None) -> "Message":
+        """Read one message from ``connection``, checking size, type and HMAC as Pyro4 does."""
+        msg = cls.from_header(connection.recv(cls.header_size))
+        msg.hmac_key = hmac_key
+        try:
+            proto.check_message_size(msg.data_size, msg.annotations_size, config.MAX_MESSAGE_SIZE)
+        except MessageTooLargeError as exc:
+            log.error("connection %s: %s", connection, exc)
+            connection.close()  # no reply possible: the stream position is lost
+            raise _fail(exc, msg)
+        if requiredMsgTypes and msg.type not in requiredMsgTypes:
+            text = "invalid msg type %d received" % msg.type
+            log.error(text)
+            raise _fail(ProtocolError(text), msg)
+        if msg.annotations_size:
+            try:
+                msg.annotations = proto.decode_annotations(connection.recv(msg.annotations_size))
+            except ProtocolError as exc:
+                raise _fail(exc, msg)
+        msg.data = connection.recv(msg.data_size)
+        problem = proto.hmac_problem(hmac_key, msg.data, msg.annotations)
+        if problem:
+            if problem == proto.ERR_HMAC_NOT_SYMMETRIC:
+                log.warning(problem)
+            raise _fail(SecurityError(problem), msg)
+        return msg
+
+    def hmac(self) -> bytes:
+        """HMAC-SHA1 of the payload and all annotation values except the HMAC chunk itself."""
+        return proto.compute_hmac(self.hmac_key, self.data, self.annotations)
+
+    @staticmethod
+    def ping(pyroConnection: Any, hmac_key: Optional[bytes] = None) -> None:
+        """Send a PING and wait for the daemon's PING reply."""
+        ping = Message(MSG_PING, b"ping", 42, 0, 0, hmac_key=hmac_key)
+        pyroConnection.send(ping.to_bytes())
+        Message.recv(pyroConnection, [MSG_PING])
+
+    def decompress_if_needed(self) -> "Message":
+        """Inflate a compressed payload in place, bounded by ``MAX_MESSAGE_SIZE`` (unlike Pyro4 4.82)."""
+        if self.flags & FLAGS_COMPRESSED:
+            max_size = config.MAX_MESSAGE_SIZE
+            bound = max(max_size - self.annotations_size, 0) if max_size > 0 else None
+            try:
+                self.data = proto.decompress_payload(self.data, bound)
+            except MessageTooLargeError:
+                text = "max message size exceeded (decompressed data larger than %d bytes where max=%d)" % (
+                    bound, max_size)
+                raise _fail(MessageTooLargeError(text), self) from None
+            self.flags &= ~FLAGS_COMPRESSED
+            self.data_size = len(self.data)
+        return self
+
+
+def log_wiredata(logger: logging.Logger, text: str, msg: Message) -> None:
+    """Log a message's fields the way Pyro4 does when ``config.LOGWIRE`` is on (callers check it)."""
+    corr = msg.annotations.get("CORR")
+    corr_text = _uuid_text(corr) if corr is not None else "?"
+    logger.debug("%s: msgtype=%d flags=0x%x ser=%d seq=%d corr=%s\nannotations=%r\ndata=%r" % (
+        text, msg.type, msg.flags, msg.serializer_id, msg.seq, corr_text, msg.annotations, msg.data))
+
+
+def _uuid_text(raw: bytes) -> str:
+    try:
+        return str(uuid.UUID(bytes=bytes(raw)))
+    except ValueError:
+        return repr(raw)
+

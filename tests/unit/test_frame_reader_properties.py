@@ -1,0 +1,124 @@
+"""Properties of the frame reader: any split gives the same frames; junk only ever gives ProtocolError."""
+
+from __future__ import annotations
+
+import string
+import struct
+import zlib
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pyro4compat import _protocol as p
+from pyro4compat.errors import ProtocolError
+
+BOUNDED = settings(max_examples=200, deadline=None, database=None,
+                   suppress_health_check=[HealthCheck.too_slow])
+
+u16 = st.integers(min_value=0, max_value=0xFFFF)
+keys = st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=4, max_size=4).filter(
+    lambda k: k != "HMAC")  # the HMAC chunk is the sender's to add, from its key
+annotations = st.dictionaries(keys, st.binary(max_size=40), max_size=4)
+messages = st.tuples(u16, st.binary(max_size=300), u16, u16, u16, annotations,
+                     st.one_of(st.none(), st.binary(min_size=1, max_size=8)))
+
+
+def build(msg) -> bytes:
+    msg_type, payload, ser, flags, seq, anns, key = msg
+    return p.build_message_bytes(msg_type, payload, ser, flags, seq, anns, key)
+
+
+def split(data: bytes, cuts) -> list:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0] + points + [len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:])]
+
+
+def outcome(pieces, max_message_size: int = 0):
+    """Frames produced and the error text (if any) when feeding ``pieces`` one at a time."""
+    reader = p.FrameReader(max_message_size)
+    frames = []
+    try:
+        for piece in pieces:
+            reader.feed(piece)
+            frames.extend(p.iter_frames(reader))
+    except ProtocolError as exc:
+        return frames, type(exc).__name__, str(exc)
+    return frames, None, reader.buffered
+
+
+@BOUNDED
+@given(st.lists(messages, min_size=1, max_size=4), st.lists(st.integers(min_value=0), max_size=12))
+def test_any_split_of_valid_stream_gives_the_messages(msgs, cuts):
+    stream = b"".join(build(m) for m in msgs)
+    frames, error, left = outcome(split(stream, cuts))
+    assert error is None and left == 0
+    assert len(frames) == len(msgs)
+    for frame, (msg_type, payload, ser, flags, seq, anns, key) in zip(frames, msgs):
+        assert tuple(frame.header)[:3] == (msg_type, flags, seq)
+        assert frame.header.serializer_id == ser
+        assert frame.payload == payload
+        assert frame.annotations == p.with_hmac(anns, key, payload)
+        p.verify_hmac(key, frame.payload, frame.annotations)
+
+
+@BOUNDED
+@given(st.lists(messages, min_size=1, max_size=3), st.integers(min_value=0, max_value=2000))
+def test_max_message_size_split_invariant(msgs, limit):
+    stream = b"".join(build(m) for m in msgs)
+    assert outcome([stream], limit) == outcome([bytes([b]) for b in stream], limit)
+
+
+def _header_then(prefix_fields, tail: bytes) -> bytes:
+    msg_type, flags, seq, data_size, ser, anns_size = prefix_fields
+    chk = p.checksum(msg_type, flags, seq, data_size, ser, anns_size)
+    return struct.pack("!4sHHHHiHHHH", b"PYRO", 48, msg_type, flags, seq, data_size, ser, anns_size, 0, chk) + tail
+
+
+junk = st.one_of(
+    st.binary(max_size=200),
+    st.binary(max_size=200).map(lambda b: b"PYRO\x00\x30" + b),
+    st.tuples(st.tuples(u16, u16, u16, st.integers(-5, 300), u16, st.integers(0, 120)),
+              st.binary(max_size=400)).map(lambda t: _header_then(*t)),
+)
+
+
+@BOUNDED
+@given(junk, st.lists(st.integers(min_value=0), max_size=10))
+def test_random_bytes_only_raise_protocol_errors_and_split_does_not_matter(data, cuts):
+    whole = outcome([data])
+    pieces = outcome(split(data, cuts))
+    assert whole == pieces  # outcome() lets any non-ProtocolError exception escape and fail the test
+
+
+@BOUNDED
+@given(st.binary(max_size=120))
+def test_decode_annotations_on_junk(data):
+    try:
+        result = p.decode_annotations(data)
+    except ProtocolError:
+        return
+    assert all(len(k) == 4 and k.isascii() and type(v) is bytes for k, v in result.items())
+    assert sum(6 + len(v) for v in result.values()) <= len(data)
+    assert p.decode_annotations(p.encode_annotations(result)) == result
+
+
+@BOUNDED
+@given(st.binary(max_size=300), st.one_of(st.none(), st.integers(min_value=0, max_value=500)))
+def test_decompress_on_junk_is_bounded(data, bound):
+    try:
+        out = p.decompress_payload(data, bound)
+    except ProtocolError:
+        return
+    assert bound is None or len(out) <= bound
+
+
+@BOUNDED
+@given(st.binary(max_size=3000), st.integers(min_value=0, max_value=4000))
+def test_decompress_roundtrip_respects_bound(data, bound):
+    packed = zlib.compress(data)
+    try:
+        assert p.decompress_payload(packed, bound) == data
+        assert len(data) <= bound
+    except ProtocolError:
+        assert len(data) > bound
