@@ -1,0 +1,1 @@
+"""Server side of pyro4compat: daemon, request dispatch, exposure rules, instancing."""
