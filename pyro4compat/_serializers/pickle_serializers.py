@@ -1,0 +1,235 @@
+"""Serializer ids 4 (pickle), 5 (dill) and 7 (cloudpickle): the unsafe, any-object family.
+
+Wire names in a pickle stream. Real Pyro4 refers to its classes as globals such as
+``Pyro4.core URI``. Ours live in ``pyro4compat`` modules, and the picklers can't write a
+``Pyro4.core`` global without importing ``Pyro4.core``. So each of our Picklers has a
+``reducer_override`` that writes a registered wire class as
+
+    getattr(importlib.import_module("Pyro4.core"), "URI")
+
+which plain ``pickle.loads`` in a real Pyro4 process resolves to its own class; the object's state
+then follows as usual (``__getstate__``/``__setstate__`` or ``__dict__``). Our Unpicklers'
+``find_class`` maps both that form and real Pyro4's direct ``Pyro4.core URI`` globals back to our
+classes through :mod:`wirenames`, without importing Pyro4 or touching ``sys.modules``; any other
+module is found the normal way.
+
+Type replacements (autoproxy) go in a ``dispatch_table`` of our Picklers, shared by the three
+(as Pyro4's global ``copyreg`` registration was), instead of the process-wide ``copyreg`` table.
+Protocol versions are read from the config on every call.
+"""
+
+from __future__ import annotations
+
+import collections
+import copyreg
+import importlib
+import io
+import pickle
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Tuple
+
+from .. import errors
+from ..configuration import config
+from . import wirenames
+from .base import DeserializeGuard, SerializerBase
+
+try:
+    import dill
+except ImportError:
+    dill = None  # type: ignore[assignment]
+try:
+    import cloudpickle
+except ImportError:
+    cloudpickle = None  # type: ignore[assignment]
+
+__all__ = ["PickleSerializer", "DillSerializer", "CloudpickleSerializer", "dill_available",
+           "cloudpickle_available"]
+
+dill_available = dill is not None
+cloudpickle_available = cloudpickle is not None
+
+_WIRE_ROOT = "Pyro4"
+_replacements: Dict[type, Callable[[Any], Any]] = {}
+
+
+class _ModuleRef:
+    """Stands for a wire module in a pickle; reduces to ``importlib.import_module(name)``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_module_refs: Dict[str, _ModuleRef] = {}  # one per module, so a stream's memo shares it
+
+
+def _module_ref(name: str) -> _ModuleRef:
+    ref = _module_refs.get(name)
+    if ref is None:
+        ref = _module_refs.setdefault(name, _ModuleRef(name))
+    return ref
+
+
+def _wire_reduce(obj: Any) -> Any:
+    """The reduction for a wire class object or a module reference, else NotImplemented."""
+    if isinstance(obj, type):
+        wire_name = wirenames.wire_name_for(obj)
+        if wire_name is not None:
+            module, name = wirenames.split_wire_name(wire_name)
+            return getattr, (_module_ref(module), name)
+    elif type(obj) is _ModuleRef:
+        return importlib.import_module, (obj.name,)
+    return NotImplemented
+
+
+def _replacement_reducer(replacement_function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    # __reduce__ (not __reduce_ex__(2)): its copyreg._reconstructor form may stand in for
+    # an object of another class, which NEWOBJ forbids. Pyro4 does the same.
+    def reduce_replaced(obj: Any) -> Any:
+        return replacement_function(obj).__reduce__()
+    return reduce_replaced
+
+
+def _is_pyro4_module(name: Any) -> bool:
+    return isinstance(name, str) and (name == _WIRE_ROOT or name.startswith(_WIRE_ROOT + "."))
+
+
+def _import_module_for_unpickle(name: str) -> Any:
+    """``importlib.import_module`` as seen from a pickle: wire modules are namespaces of our classes."""
+    namespace = wirenames.module_namespace(name)
+    if namespace is not None:
+        return namespace
+    if _is_pyro4_module(name):
+        raise errors.SerializeError("unsupported serialized module: " + name)
+    return importlib.import_module(name)
+
+
+def _find_wire_class(module: str, name: str) -> Any:
+    """Our class for a registered wire name; None to let the normal lookup run."""
+    wire_name = module + "." + name
+    cls = wirenames.class_for_wire_name(wire_name)
+    if cls is None and _is_pyro4_module(module):
+        raise errors.SerializeError("unsupported serialized class: " + wire_name)
+    return cls
+
+
+def _make_pickler_class(parent: type) -> type:
+    parent_override = getattr(parent, "reducer_override", None)
+    parent_table = getattr(parent, "dispatch_table", None)
+    if not isinstance(parent_table, Mapping):  # the C Pickler exposes a slot descriptor here
+        parent_table = copyreg.dispatch_table
+
+    def reducer_override(self: Any, obj: Any) -> Any:
+        result = _wire_reduce(obj)
+        if result is NotImplemented and parent_override is not None:
+            return parent_override(self, obj)
+        return result
+
+    namespace = {
+        "__doc__": "%s that writes Pyro4's wire names for our classes." % parent.__name__,
+        "reducer_override": reducer_override,
+        "dispatch_table": collections.ChainMap(_replacements, parent_table),
+    }
+    return type("_Wire" + parent.__name__, (parent,), namespace)
+
+
+def _make_unpickler_class(parent: type) -> type:
+    def find_class(self: Any, module: str, name: str) -> Any:
+        if module == "importlib" and name == "import_module":
+            return _import_module_for_unpickle
+        cls = _find_wire_class(module, name)
+        if cls is not None:
+            return cls
+        return parent.find_class(self, module, name)
+
+    namespace = {"__doc__": "%s that maps Pyro4's wire names to our classes." % parent.__name__,
+                 "find_class": find_class}
+    return type("_Wire" + parent.__name__, (parent,), namespace)
+
+
+_Pickler = _make_pickler_class(pickle.Pickler)
+_Unpickler = _make_unpickler_class(pickle.Unpickler)
+_DillPickler = _make_pickler_class(dill.Pickler) if dill is not None else None
+_DillUnpickler = _make_unpickler_class(dill.Unpickler) if dill is not None else None
+_CloudPickler = _make_pickler_class(cloudpickle.CloudPickler) if cloudpickle is not None else None
+
+
+def _dump(pickler_class: Any, data: Any, protocol: int) -> bytes:
+    buffer = io.BytesIO()
+    pickler_class(buffer, protocol).dump(data)
+    return buffer.getvalue()
+
+
+def _load(unpickler_class: Any, data: Any, what: str) -> Any:
+    with DeserializeGuard(what):
+        if isinstance(data, memoryview):
+            data = data.tobytes()
+        return unpickler_class(io.BytesIO(data)).load()
+
+
+def _load_call(unpickler_class: Any, data: Any, what: str) -> Tuple[Any, Any, Any, Any]:
+    return SerializerBase._check_call(_load(unpickler_class, data, what))
+
+
+class _PickleFamily(SerializerBase):
+    """dumps/loads through one Pickler/Unpickler pair; subclasses pick the pair and the protocol."""
+
+    _pickler: Any = None
+    _unpickler: Any = None
+    _what = "pickle"
+
+    def _protocol(self) -> int:
+        return config.PICKLE_PROTOCOL_VERSION
+
+    def dumpsCall(self, obj: Any, method: str, vargs: Any, kwargs: Any) -> bytes:
+        return _dump(self._pickler, (obj, method, vargs, kwargs), self._protocol())
+
+    def dumps(self, data: Any) -> bytes:
+        return _dump(self._pickler, data, self._protocol())
+
+    def loadsCall(self, data: Any) -> Tuple[Any, Any, Any, Any]:
+        return _load_call(self._unpickler, data, self._what)
+
+    def loads(self, data: Any) -> Any:
+        return _load(self._unpickler, data, self._what)
+
+    @classmethod
+    def register_type_replacement(cls, object_type: type, replacement_function: Callable[[Any], Any]) -> None:
+        """Objects of exactly ``object_type`` are pickled as ``replacement_function(obj)`` (autoproxy)."""
+        cls._check_replacement_type(object_type)
+        _replacements[object_type] = _replacement_reducer(replacement_function)
+
+
+class PickleSerializer(_PickleFamily):
+    """(De)serializer wrapping pickle (``PICKLE_PROTOCOL_VERSION``)."""
+
+    serializer_id = 4
+    _pickler = _Pickler
+    _unpickler = _Unpickler
+
+
+class DillSerializer(_PickleFamily):
+    """(De)serializer wrapping dill (``DILL_PROTOCOL_VERSION``)."""
+
+    serializer_id = 5
+    _pickler = _DillPickler
+    _unpickler = _DillUnpickler
+    _what = "dill"
+
+    def _protocol(self) -> int:
+        return config.DILL_PROTOCOL_VERSION
+
+
+class CloudpickleSerializer(_PickleFamily):
+    """(De)serializer wrapping cloudpickle (``PICKLE_PROTOCOL_VERSION``); it loads with plain pickle."""
+
+    serializer_id = 7
+    _pickler = _CloudPickler
+    _unpickler = _Unpickler
+    _what = "cloudpickle"
+
+
+for _cls in (PickleSerializer, DillSerializer, CloudpickleSerializer):
+    wirenames.register_wire_class("Pyro4.util." + _cls.__name__, _cls, state_key=None)
+del _cls
