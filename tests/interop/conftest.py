@@ -1,5 +1,6 @@
 """Interop fixtures: real Pyro4 4.82 runs in a child process, never in ours."""
 
+import json
 import marshal
 import os
 import subprocess
@@ -42,3 +43,48 @@ def run_pyro4(code: str, data=None, timeout: float = 60.0):
 def pyro4():
     """The :func:`run_pyro4` runner."""
     return run_pyro4
+
+
+class Pyro4Server:
+    """A real Pyro4 daemon in a child process, stopped by the test through this handle."""
+
+    def __init__(self, **settings) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(DRIVER.with_name("pyro4_server.py")), json.dumps(settings)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), cwd=str(DRIVER.parent))
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("READY "):
+            self.proc.kill()
+            _, stderr = self.proc.communicate(timeout=10)
+            self.stop()
+            pytest.fail("Pyro4 server did not start: %r %s" % (line, stderr.decode(errors="replace")))
+        self.location = line.split()[1]
+
+    def uri(self, object_id: str) -> str:
+        return "PYRO:%s@%s" % (object_id, self.location)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def pyro4_server():
+    """Factory: ``pyro4_server(**settings)`` starts a real Pyro4 daemon; all are stopped after the test."""
+    started = []
+
+    def start(**settings) -> Pyro4Server:
+        server = Pyro4Server(**settings)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,1 @@
+"""Client side: proxies, remote method calls, name resolution."""

@@ -1,0 +1,142 @@
+"""Finding the name server and turning ``PYRONAME:`` / ``PYROMETA:`` URIs into ``PYRO:`` ones.
+
+Discovery follows Pyro4's order: a name server on this machine first (when ``NS_HOST`` is a
+loopback name), then a UDP broadcast ``GET_NSURI`` to every ``BROADCAST_ADDRS`` entry on
+``NS_BCPORT`` (3 rounds of 0.7 s), then a direct try on ``NS_HOST:NS_PORT``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+from typing import Any, List, Optional
+
+from .. import constants, errors, socketutil
+from .._uri import URI
+from ..configuration import config
+from .proxy import Proxy
+
+__all__ = ["_resolve", "_locateNS", "locateNS", "resolve"]
+
+log = logging.getLogger("Pyro4.core")
+
+BROADCAST_TIMEOUT = 0.7
+BROADCAST_ROUNDS = 3
+NSURI_REQUEST = b"GET_NSURI"
+NSURI_REPLY_MAX = 100
+
+
+def _resolve(uri: Any, hmac_key: Optional[bytes] = None) -> URI:
+    """The ``PYRO:`` URI behind ``uri``; ``PYRO:`` URIs come back unchanged."""
+    if isinstance(uri, str):
+        uri = URI(uri)
+    elif not isinstance(uri, URI):
+        raise TypeError("can only resolve Pyro URIs")
+    if uri.protocol == "PYRO":
+        return uri
+    log.debug("resolving %s", uri)
+    if uri.protocol == "PYRONAME":
+        with _locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:
+            return nameserver.lookup(uri.object)
+    if uri.protocol == "PYROMETA":
+        with _locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:
+            candidates = nameserver.list(metadata_all=uri.object)
+            if candidates:
+                candidate = random.choice(list(candidates.values()))
+                log.debug("resolved to candidate %s", candidate)
+                return URI(candidate)
+            raise errors.NamingError("no registrations available with desired metadata properties %s" % uri.object)
+    raise errors.PyroError("invalid uri protocol")
+
+
+def _local_hosts() -> List[str]:
+    host = config.NS_HOST
+    if ":" in host:
+        return ["[%s]" % host]
+    try:
+        # Debian-style /etc/hosts maps the machine name to 127.0.1.1: try it too when it exists.
+        socket.gethostbyaddr("127.0.1.1")
+    except OSError:
+        return [host]
+    return [host] if host == "127.0.1.1" else [host, "127.0.1.1"]
+
+
+def _bound_proxy(uri: Any, hmac_key: Optional[bytes]) -> Proxy:
+    proxy = Proxy(uri)
+    proxy._pyroHmacKey = hmac_key
+    proxy._pyroBind()
+    return proxy
+
+
+def _try_localhost(port: Optional[int], hmac_key: Optional[bytes]) -> Optional[Proxy]:
+    host = config.NS_HOST
+    if host not in ("localhost", "::1") and not host.startswith("127."):
+        return None
+    for candidate in _local_hosts():
+        uri = "PYRO:%s@%s:%d" % (constants.NAMESERVER_NAME, candidate, port or config.NS_PORT)
+        log.debug("locating the NS: %s", uri)
+        try:
+            proxy = _bound_proxy(uri, hmac_key)
+        except errors.PyroError:
+            continue
+        log.debug("located NS")
+        return proxy
+    return None
+
+
+def _broadcast_lookup(port: Optional[int]) -> Optional[str]:
+    """The name server URI a broadcast responder sends back, or None."""
+    port = port or config.NS_BCPORT
+    log.debug("broadcast locate")
+    sock = socketutil.createBroadcastSocket(reuseaddr=config.SOCK_REUSE, timeout=BROADCAST_TIMEOUT)
+    try:
+        for _ in range(BROADCAST_ROUNDS):
+            for address in config.parseAddressesString(config.BROADCAST_ADDRS):
+                try:
+                    sock.sendto(NSURI_REQUEST, 0, (address, port))
+                except OSError as exc:
+                    if exc.errno not in socketutil.ERRNO_EADDRNOTAVAIL + socketutil.ERRNO_EADDRINUSE:
+                        log.debug("broadcast to %s failed: %s", address, exc)
+            try:
+                data, _ = sock.recvfrom(NSURI_REPLY_MAX)
+            except socket.timeout:
+                continue
+            return data.decode("iso-8859-1")
+    finally:
+        sock.close()
+    log.debug("broadcast locate failed, try direct connection on NS_HOST")
+    return None
+
+
+def _locateNS(host: Optional[str] = None, port: Optional[int] = None, broadcast: bool = True,
+              hmac_key: Optional[bytes] = None) -> Proxy:
+    """A proxy bound to a name server: on ``host`` (and ``port``) if given, else discovered."""
+    if host is None:
+        proxy = _try_localhost(port, hmac_key)
+        if proxy is not None:
+            return proxy
+        if broadcast and config.PREFER_IP_VERSION != 6:  # IPv6 has no broadcast
+            found = _broadcast_lookup(port)
+            if found:
+                log.debug("located NS: %s", found)
+                proxy = Proxy(found)
+                proxy._pyroHmacKey = hmac_key
+                return proxy
+        host, port = config.NS_HOST, config.NS_PORT
+    port = port or config.NS_PORT
+    if URI.isUnixsockLocation(host):
+        uri = "PYRO:%s@%s" % (constants.NAMESERVER_NAME, host)
+    else:
+        uri = "PYRO:%s@%s:%d" % (constants.NAMESERVER_NAME, "[%s]" % host if ":" in host else host, port)
+    log.debug("locating the NS: %s", uri)
+    try:
+        proxy = _bound_proxy(uri, hmac_key)
+    except errors.PyroError as exc:
+        raise errors.NamingError("Failed to locate the nameserver") from exc
+    log.debug("located NS")
+    return proxy
+
+
+locateNS = _locateNS
+resolve = _resolve
