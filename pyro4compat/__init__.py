@@ -8,8 +8,12 @@ from ._logsetup import configure_logging as _configure_logging
 
 _configure_logging()
 
-from . import configuration, constants, errors, message, socketutil  # noqa: E402
+from . import configuration, constants, core, errors, futures, message, socketutil, util  # noqa: E402
 from ._install import install_as_pyro4  # noqa: E402
-from ._uri import URI  # noqa: E402
 from .configuration import config  # noqa: E402
 from .constants import VERSION as __version__  # noqa: E402
+from .core import (URI, Daemon, Proxy, asyncproxy, batch, behavior, callback, current_context,  # noqa: E402
+                   expose, oneway)
+from .core import _locateNS as locateNS  # noqa: E402
+from .core import _resolve as resolve  # noqa: E402
+from .futures import Future  # noqa: E402

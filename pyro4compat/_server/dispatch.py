@@ -1,0 +1,290 @@
+"""Request dispatch: one received message in, one reply (or none) out.
+
+Theory of operation
+-------------------
+A transport server owns the sockets and their threads. For every client it calls
+``daemon._handshake(conn)`` once, then ``daemon.handleRequest(conn)`` per incoming message.
+Both land here. Everything a call needs travels as arguments or in the thread-local
+``current_context`` (set here, before user code runs, so the called method can read it).
+
+Locks: none are taken here. Requests of one connection arrive one at a time (the transport
+guarantees it), so per-connection state (``conn.pyroInstances``) needs no lock; shared daemon
+state is guarded where it lives (object table reads are atomic dict lookups, instances and
+streams have their own locks).
+
+Errors: anything a call raises is sent back as an exception reply, except communication
+failures (there is nobody to tell) and oneway calls (nobody listens). Communication and
+security errors, and errors from ``@callback`` methods, are re-raised so the transport drops
+the connection (security) or logs them (callbacks), as Pyro4 does. Replies are only ever
+encoded with a serializer the daemon accepts; before the request's serializer is known, or
+when it is not accepted, marshal is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import socket
+import sys
+import threading
+import uuid
+from typing import Any, Dict, Optional, Tuple
+
+from .. import constants, errors
+from .._client.blob import SerializedBlob
+from .._context import current_context
+from .._serializers import get_serializer_by_id
+from .._serializers.exception_wrapper import _ExceptionWrapper
+from .._tracebacks import formatTraceback
+from ..configuration import config
+from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
+                       FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
+                       MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
+                       log_wiredata)
+from .exposure import get_exposed_property_value, getAttribute, set_exposed_property_value
+from .streams import is_stream_result
+
+__all__ = ["handshake", "handle_request", "send_exception_reply", "MARSHAL_ID"]
+
+log = logging.getLogger("Pyro4.core")
+
+MARSHAL_ID = 3  # the serializer of replies sent before the request's own serializer is known
+REQUEST_TYPES = (MSG_INVOKE, MSG_PING)
+
+
+def _set_correlation_id(annotations: Dict[str, bytes]) -> None:
+    corr = annotations.get("CORR")
+    current_context.correlation_id = uuid.UUID(bytes=bytes(corr)) if corr else uuid.uuid4()
+
+
+def _send(daemon: Any, conn: Any, msg: Message, what: str) -> None:
+    if config.LOGWIRE:
+        log_wiredata(log, what, msg)
+    msg.send(conn)
+
+
+# --- connection handshake ------------------------------------------------------------------------
+
+def handshake(daemon: Any, conn: Any, msg: Optional[Message] = None,
+              denied_reason: Optional[str] = None) -> bool:
+    """Answer a client's CONNECT with CONNECTOK (and metadata) or CONNECTFAIL; True when accepted."""
+    serializer_id, seq = MARSHAL_ID, 0
+    try:
+        if msg is None:
+            msg = Message.recv(conn, [MSG_CONNECT], hmac_key=daemon._pyroHmacKey)
+        seq = msg.seq
+        if denied_reason:
+            raise errors.CommunicationError(denied_reason)
+        if config.LOGWIRE:
+            log_wiredata(log, "daemon handshake received", msg)
+        if msg.serializer_id not in daemon._accepted_serializer_ids:
+            raise errors.SerializeError("message used serializer that is not accepted: %d" % msg.serializer_id)
+        _set_correlation_id(msg.annotations)
+        serializer_id = msg.serializer_id
+        serializer = get_serializer_by_id(serializer_id)
+        data = serializer.deserializeData(msg.data, msg.flags & FLAGS_COMPRESSED)
+        if not isinstance(data, dict) or "handshake" not in data:
+            raise errors.ProtocolError("invalid handshake data")
+        response = daemon.validateHandshake(conn, data["handshake"])
+        flags = 0
+        if msg.flags & FLAGS_META_ON_CONNECT:
+            flags = FLAGS_META_ON_CONNECT
+            daemon_object = daemon.objectsById[constants.DAEMON_NAME]
+            response = {"handshake": response,
+                        "meta": daemon_object.get_metadata(data.get("object"), as_lists=True)}
+        payload, compressed = serializer.serializeData(response, config.COMPRESSION)
+        msg_type = MSG_CONNECTOK
+        if compressed:
+            flags |= FLAGS_COMPRESSED
+    except errors.ConnectionClosedError:
+        log.debug("handshake failed, connection closed early")
+        return False
+    except Exception as exc:
+        log.debug("handshake failed, reason:", exc_info=True)
+        serializer = get_serializer_by_id(serializer_id)
+        payload, compressed = serializer.serializeData(str(exc), False)
+        msg_type, flags = MSG_CONNECTFAIL, (FLAGS_COMPRESSED if compressed else 0)
+    reply = Message(msg_type, payload, serializer_id, flags, seq,
+                    annotations=daemon._response_annotations(), hmac_key=daemon._pyroHmacKey)
+    _send(daemon, conn, reply, "daemon handshake response")
+    return msg_type == MSG_CONNECTOK
+
+
+# --- one request ------------------------------------------------------------------------------------
+
+def _blob_call(msg: Message) -> Tuple[str, str, tuple, dict]:
+    info = msg.annotations.get("BLBI")
+    if info is None:
+        raise errors.ProtocolError("blob call without BLBI annotation")
+    try:
+        blobinfo, object_id, method = marshal.loads(bytes(info))
+    except (EOFError, ValueError, TypeError) as exc:
+        raise errors.ProtocolError("invalid BLBI annotation: %s" % exc) from None
+    return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
+
+
+def _record_context(conn: Any, msg: Message) -> None:
+    current_context.client = conn
+    try:
+        # kept apart from conn: a oneway call may run after the socket is gone
+        current_context.client_sock_addr = conn.sock.getpeername()
+    except (OSError, AttributeError):
+        current_context.client_sock_addr = None
+    current_context.seq = msg.seq
+    current_context.annotations = msg.annotations
+    current_context.msg_flags = msg.flags
+    current_context.serializer_id = msg.serializer_id
+
+
+def _run_batch(obj: Any, calls: Any) -> list:
+    """Pyro4's batch semantics: stop at the first failing call, which is returned wrapped."""
+    results = []
+    for method, vargs, kwargs in calls:
+        try:
+            results.append(getAttribute(obj, method)(*vargs, **(kwargs or {})))
+        except Exception as exc:
+            log.debug("Exception occurred while handling batched request: %s", exc)
+            exc._pyroTraceback = formatTraceback(detailed=config.DETAILED_TRACEBACK)
+            results.append(_ExceptionWrapper(exc))
+            break
+    return results
+
+
+class _OnewayCallThread(threading.Thread):
+    """Runs one oneway call with a copy of the caller's call context."""
+
+    def __init__(self, target: Any, args: Any, kwargs: Any) -> None:
+        super().__init__(target=target, args=args, kwargs=kwargs, name="oneway-call", daemon=True)
+        self.parent_context = current_context.to_global()
+
+    def run(self) -> None:
+        current_context.from_global(self.parent_context)
+        super().run()
+
+
+def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
+    """Execute one INVOKE (or answer one PING) and send the reply, following Pyro4's rules."""
+    flags, seq, serializer_id = msg.flags, msg.seq, msg.serializer_id
+    callback = [False]  # set by _call once the target method is known
+    try:
+        _set_correlation_id(msg.annotations)
+        if config.LOGWIRE:
+            log_wiredata(log, "daemon wiredata received", msg)
+        if msg.type == MSG_PING:
+            pong = Message(MSG_PING, b"pong", msg.serializer_id, 0, msg.seq,
+                           annotations=daemon._response_annotations(), hmac_key=daemon._pyroHmacKey)
+            _send(daemon, conn, pong, "daemon wiredata sending")
+            return
+        if serializer_id not in daemon._accepted_serializer_ids:
+            raise errors.SerializeError("message used serializer that is not accepted: %d" % serializer_id)
+        serializer = get_serializer_by_id(serializer_id)
+        if flags & FLAGS_KEEPSERIALIZED:
+            object_id, method, vargs, kwargs = _blob_call(msg)
+        else:
+            object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data, compressed=flags & FLAGS_COMPRESSED)
+        _record_context(conn, msg)
+        del msg
+        outcome = _call(daemon, conn, object_id, method, vargs, kwargs or {}, flags, callback)
+        if outcome is _NO_REPLY:
+            return
+        if outcome is _STREAM:
+            _send_stream_reply(daemon, conn, seq, serializer_id, callback[1])
+            return
+        data, reply_flags = outcome
+        payload, compressed = serializer.serializeData(data, compress=config.COMPRESSION)
+        if compressed:
+            reply_flags |= FLAGS_COMPRESSED
+        reply = Message(MSG_RESULT, payload, serializer_id, reply_flags, seq,
+                        annotations=daemon._response_annotations(), hmac_key=daemon._pyroHmacKey)
+        current_context.response_annotations = {}
+        _send(daemon, conn, reply, "daemon wiredata sending")
+    except Exception as exc:
+        _handle_failure(daemon, conn, exc, flags, seq, serializer_id)
+        if callback[0] or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
+            raise
+
+
+_NO_REPLY = object()
+_STREAM = object()
+
+
+def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwargs: dict,
+          flags: int, callback: list) -> Any:
+    """Run the requested method; returns ``(data, reply_flags)``, ``_NO_REPLY`` or ``_STREAM``."""
+    obj = daemon.objectsById.get(object_id)
+    if obj is None:
+        log.debug("unknown object requested: %s", object_id)
+        raise errors.DaemonError("unknown object")
+    if isinstance(obj, type):
+        obj = daemon._getInstance(obj, conn)
+    if flags & FLAGS_BATCH:
+        data = _run_batch(obj, vargs)
+        return _NO_REPLY if flags & FLAGS_ONEWAY else (data, FLAGS_BATCH)
+    if method == "__getattr__":
+        data = get_exposed_property_value(obj, vargs[0], only_exposed=config.REQUIRE_EXPOSE)
+    elif method == "__setattr__":
+        data = set_exposed_property_value(obj, vargs[0], vargs[1], only_exposed=config.REQUIRE_EXPOSE)
+    else:
+        func = getAttribute(obj, method)
+        if flags & FLAGS_ONEWAY and config.ONEWAY_THREADED:
+            _OnewayCallThread(func, vargs, kwargs).start()
+            return _NO_REPLY
+        callback[0] = getattr(func, "_pyroCallback", False)
+        data = func(*vargs, **kwargs)
+        if not flags & FLAGS_ONEWAY and is_stream_result(data):
+            callback.append(data)
+            return _STREAM
+    return _NO_REPLY if flags & FLAGS_ONEWAY else (data, 0)
+
+
+def _send_stream_reply(daemon: Any, conn: Any, seq: int, serializer_id: int, iterator: Any) -> None:
+    """Register the stream and tell the client its id (or that streaming is switched off)."""
+    annotations = {}
+    if config.ITER_STREAMING:
+        annotations["STRM"] = daemon._streams.add(conn, iterator).encode()
+    exc = errors.ProtocolError("result of call is an iterator")
+    send_exception_reply(daemon, conn, seq, serializer_id, exc, None,
+                         flags=FLAGS_ITEMSTREAMRESULT, annotations=annotations)
+
+
+def _handle_failure(daemon: Any, conn: Any, exc: Exception, flags: int, seq: int, serializer_id: int) -> None:
+    received = getattr(exc, "pyroMsg", None)
+    if received is not None:
+        seq, serializer_id = received.seq, received.serializer_id
+    if isinstance(exc, errors.ConnectionClosedError):
+        return
+    if not isinstance(exc, (StopIteration, GeneratorExit)):
+        log.debug("Exception occurred while handling request: %r", exc)
+    if flags & FLAGS_ONEWAY:
+        return
+    if isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError):
+        tblines = formatTraceback(*sys.exc_info(), detailed=config.DETAILED_TRACEBACK)
+        send_exception_reply(daemon, conn, seq, serializer_id, exc, tblines)
+
+
+def send_exception_reply(daemon: Any, conn: Any, seq: int, serializer_id: int, exc: BaseException,
+                         tblines: Any, flags: int = 0, annotations: Optional[Dict[str, bytes]] = None) -> None:
+    """Send ``exc`` with its traceback lines as an exception RESULT."""
+    if serializer_id not in daemon._accepted_serializer_ids:
+        serializer_id = MARSHAL_ID
+    serializer = get_serializer_by_id(serializer_id)
+    exc._pyroTraceback = tblines
+    try:
+        payload, compressed = serializer.serializeData(exc)
+    except Exception as problem:
+        text = "Error serializing exception: %s. Original exception: %s: %s" % (problem, type(exc), exc)
+        substitute = errors.PyroError(text)
+        substitute._pyroTraceback = tblines
+        payload, compressed = serializer.serializeData(substitute)
+    flags |= FLAGS_EXCEPTION
+    if compressed:
+        flags |= FLAGS_COMPRESSED
+    all_annotations = dict(annotations or {})
+    all_annotations.update(daemon.annotations())
+    reply = Message(MSG_RESULT, payload, serializer_id, flags, seq,
+                    annotations=all_annotations, hmac_key=daemon._pyroHmacKey)
+    try:
+        _send(daemon, conn, reply, "daemon wiredata sending (error response)")
+    except (OSError, socket.error, errors.CommunicationError):
+        log.debug("could not send error reply: connection gone")
+        raise errors.ConnectionClosedError("could not send error reply") from None

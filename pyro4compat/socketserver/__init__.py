@@ -1,0 +1,190 @@
+"""Transport servers for the Daemon: thread pool, multiplex (selector) and existing connection.
+
+This package module also holds the few pieces every server shares: opening the listening
+socket (and the TLS context for accepted connections), the ``locationStr`` rules, the
+housekeeping cadence, a self-pipe to wake a blocked loop, and one table that says how a failed
+request is logged before its connection is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, Optional, Tuple
+
+from .. import errors, socketutil
+from .._tracebacks import formatTraceback
+from ..configuration import config
+
+_LOOPBACK_PREFIX = "127."
+
+
+def _tls_context() -> Any:
+    """The server TLS context when ``config.SSL`` is on (read now, as Pyro4 does), else None."""
+    if not config.SSL:
+        return None
+    return socketutil.getSSLcontext(servercert=config.SSL_SERVERCERT, serverkey=config.SSL_SERVERKEY,
+                                    keypassword=config.SSL_SERVERKEYPASSWD, cacerts=config.SSL_CACERTS)
+
+
+def _listen(log: logging.Logger, host: Optional[str], port: int,
+            unixsocket: Optional[str]) -> Tuple[socket.socket, str, Any]:
+    """Bind and listen; return ``(socket, locationStr, tls_context)``.
+
+    The listening socket itself stays plain and non-blocking: accepted connections are wrapped
+    in TLS afterwards, off the accepting thread, so one client's slow TLS handshake can never
+    stall ``accept``.
+    """
+    context = _tls_context()
+    if context is not None:
+        log.info("using SSL,  cert=%s  key=%s  cacerts=%s", config.SSL_SERVERCERT, config.SSL_SERVERKEY,
+                 config.SSL_CACERTS)
+    else:
+        log.info("not using SSL")
+    bind_location = unixsocket if unixsocket else (host, port)
+    sock = socketutil.createSocket(bind=bind_location, reuseaddr=config.SOCK_REUSE, timeout=config.COMMTIMEOUT,
+                                   noinherit=True, nodelay=config.SOCK_NODELAY)
+    sock.setblocking(False)
+    sockaddr = sock.getsockname()
+    if unixsocket:
+        return sock, "./u:" + unixsocket, context
+    if sockaddr[0].startswith(_LOOPBACK_PREFIX):
+        if host is None or host.lower() != "localhost" and not host.startswith(_LOOPBACK_PREFIX):
+            log.warning("weird DNS setup: %s resolves to localhost (127.x.x.x)", host)
+    return sock, _location(host or sockaddr[0], port or sockaddr[1]), context
+
+
+def _location(host: str, port: int) -> str:
+    """``host:port``, with IPv6 hosts in brackets."""
+    if ":" in host:
+        return "[%s]:%d" % (host, port)
+    return "%s:%d" % (host, port)
+
+
+def _close_listener(sock: Any) -> None:
+    """Close a listening socket and remove its Unix socket file (if it was one)."""
+    try:
+        sockname = sock.getsockname()
+    except OSError:
+        sockname = None
+    try:
+        sock.close()
+    except OSError:
+        pass
+    if isinstance(sockname, str) and sockname and os.path.exists(sockname):
+        try:
+            os.remove(sockname)
+        except OSError:
+            pass
+
+
+def _prepare_accepted(csock: socket.socket) -> None:
+    """Give an accepted socket the configured timeout (blocking when COMMTIMEOUT is 0)."""
+    csock.settimeout(config.COMMTIMEOUT or None)
+
+
+def _housekeeping_interval() -> float:
+    """Seconds between housekeeping runs: Pyro4's ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))``.
+
+    Pyro4 would spin when POLLTIMEOUT is 0; we fall back to the ``max(COMMTIMEOUT, 5)`` part.
+    """
+    slow = max(config.COMMTIMEOUT or 0, 5)
+    interval = min(config.POLLTIMEOUT or 0, slow)
+    return interval if interval > 0 else slow
+
+
+def _poll_timeout() -> Optional[float]:
+    """How long one wait of a request loop may last before ``loopCondition`` is checked again."""
+    return config.POLLTIMEOUT if config.POLLTIMEOUT and config.POLLTIMEOUT > 0 else None
+
+
+class _Waker(object):
+    """A socket pair: writing one byte wakes a thread blocked in select() on the read end."""
+
+    def __init__(self) -> None:
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.reader.fileno()
+
+    def wake(self) -> None:
+        try:
+            self.writer.send(b"\0")
+        except OSError:
+            pass  # buffer full (already awake) or closed (shutting down): nothing to do
+
+    def drain(self) -> None:
+        try:
+            while self.reader.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
+# How a failed request is logged, first matching class wins. The connection is closed in every case.
+_REQUEST_ERROR_LOG = (
+    (errors.ConnectionClosedError, logging.DEBUG, "disconnected {client}"),
+    (OSError, logging.DEBUG, "disconnected {client}"),
+    (errors.SecurityError, logging.DEBUG, "security error on client {client}: {exc}"),
+    (errors.TimeoutError, logging.WARNING, "error during handleRequest: {exc}"),
+)
+
+
+def _log_request_error(log: logging.Logger, exc: BaseException, client: Any) -> None:
+    """Log why a connection is being dropped, the way Pyro4's transports word it."""
+    for cls, level, text in _REQUEST_ERROR_LOG:
+        if isinstance(exc, cls):
+            if log.isEnabledFor(level):
+                log.log(level, text.format(client=client, exc=exc))
+            return
+    tb = formatTraceback(type(exc), exc, exc.__traceback__)
+    log.warning("error during handleRequest: %s; %s", exc, "".join(tb))
+
+
+def _log_handshake_error(log: logging.Logger, exc: BaseException) -> None:
+    tb = formatTraceback(type(exc), exc, exc.__traceback__)
+    log.warning("error during connect/handshake: %s; %s", exc, "\n".join(tb))
+
+
+def _client_disconnect(log: logging.Logger, daemon: Any, conn: Any) -> None:
+    """Tell the daemon a handshaken client is gone; a failing hook is logged, never raised."""
+    try:
+        daemon._clientDisconnect(conn)
+    except Exception as exc:
+        log.warning("Error in clientDisconnect: " + str(exc))
+
+
+class _ReplayConnection(object):
+    """A connection whose ``recv`` serves bytes already received (or raises a stored error).
+
+    It lets a transport that read a message itself still go through ``daemon._handshake(conn,
+    ...)``, which receives on its own; replies go out on the real connection. Only used where
+    the daemon never hands the connection to user code (refusals and receive errors).
+    """
+
+    def __init__(self, conn: Any, data: bytes = b"", error: Optional[BaseException] = None) -> None:
+        self._conn = conn
+        self._data = memoryview(data)
+        self._error = error
+
+    def recv(self, size: int) -> bytes:
+        if self._error is not None:
+            raise self._error
+        if len(self._data) < size:
+            self._data = self._data[len(self._data):]
+            raise errors.ConnectionClosedError("receiving: not enough data")
+        chunk, self._data = self._data[:size].tobytes(), self._data[size:]
+        return chunk
+
+    def send(self, data: Any) -> None:
+        self._conn.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)

@@ -1,0 +1,435 @@
+"""Multiplex transport (``SERVERTYPE="multiplex"``): one thread, one selector, calls strictly in turn.
+
+Theory of operation
+-------------------
+Whoever runs :meth:`SocketServer_Multiplex.loop` (or calls :meth:`~SocketServer_Multiplex.events`
+from an external loop) is the only thread that touches the selector and the clients' state.
+
+* **Reading never blocks the loop.** Pyro4 reads a whole message with blocking ``recv`` calls, so
+  one client sending a byte a second freezes every other client. Here each readable event gets
+  one ``recv`` of what is there (TLS: until the TLS object has nothing buffered), fed into that
+  connection's :class:`~pyro4compat._protocol.FrameReader`; only complete messages are
+  dispatched, through ``daemon._handshake_message`` / ``daemon._handle_message``. Size limits,
+  message types and HMAC are checked here first, with Pyro4's errors: before the handshake they
+  become the CONNECTFAIL Pyro4 would send, afterwards the connection is closed.
+* **Writing may block briefly**: replies go out with blocking sends bounded by ``COMMTIMEOUT``
+  (as in Pyro4), so a client that stops reading stalls the loop until its socket buffer drains
+  or the timeout hits.
+* **TLS** handshakes run non-blocking in the loop (the listening socket stays plain); a failed
+  one closes just that connection.
+* **Housekeeping** runs every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds, not per event.
+* ``combine_loop(server)`` registers another server's ``sockets`` in this selector with that
+  server as key data; ready sockets are handed to its ``events()``. A combined multiplex server
+  keeps registering its new connections in the selector it was given.
+* **Shutdown** from any thread, or from inside a call: the listening socket closes at once; the
+  connections and the selector are released by the last thread leaving ``loop``/``events``
+  (after the current reply has been sent), or right away when none is inside.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional
+
+from .. import _protocol, errors, socketutil
+from ..configuration import config
+from ..message import Message
+from . import (_client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
+               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
+
+try:
+    import ssl
+except ImportError:  # Python built without OpenSSL
+    ssl = None  # type: ignore[assignment]
+
+__all__ = ["SocketServer_Multiplex"]
+
+log = logging.getLogger("Pyro4.multiplexserver")
+
+_RECV_BUFFER = 1 << 20        # one reusable receive buffer per server
+_ACCEPT_BATCH = 64
+_REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
+_TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
+
+
+def message_from_frame(frame: _protocol.Frame, hmac_key: Optional[bytes]) -> Message:
+    """A received :class:`Message` for a complete frame (what ``Message.recv`` would have returned)."""
+    header = frame.header
+    msg = Message.__new__(Message)
+    msg.type = header.msg_type
+    msg.flags = header.flags
+    msg.seq = header.seq
+    msg.data = frame.payload
+    msg.data_size = header.data_size
+    msg.serializer_id = header.serializer_id
+    msg.annotations = frame.annotations
+    msg.annotations_size = header.annotations_size
+    msg.hmac_key = hmac_key
+    return msg
+
+
+def frame_problem(frame: _protocol.Frame, connected: bool, hmac_key: Optional[bytes]) -> Optional[Exception]:
+    """The error ``Message.recv`` would raise for this frame (wrong type, HMAC), or None."""
+    if frame.header.msg_type not in _REQUIRED_TYPES[connected]:
+        text = "invalid msg type %d received" % frame.header.msg_type
+        log.error(text)
+        return errors.ProtocolError(text)
+    problem = _protocol.hmac_problem(hmac_key, frame.payload, frame.annotations)
+    if problem:
+        if problem == _protocol.ERR_HMAC_NOT_SYMMETRIC:
+            log.warning(problem)
+        return errors.SecurityError(problem)
+    return None
+
+
+class _Client(object):
+    """What the loop keeps per connection."""
+
+    __slots__ = ("conn", "reader", "connected", "tls_pending", "peer")
+
+    def __init__(self, conn: socketutil.SocketConnection, peer: Any, tls: bool) -> None:
+        self.conn = conn
+        self.reader = _protocol.FrameReader(config.MAX_MESSAGE_SIZE)
+        self.connected = False
+        self.tls_pending = tls
+        self.peer = peer
+
+
+class SocketServer_Multiplex(object):
+    """Multiplexed transport server for socket connections (selectors: epoll, kqueue, poll, select)."""
+
+    def __init__(self) -> None:
+        self.sock: Any = None
+        self.daemon: Any = None
+        self.locationStr: Optional[str] = None
+        self.selector: Any = selectors.DefaultSelector()
+        self.shutting_down = False
+        self._own_selector = self.selector
+        self._listener: Any = None
+        self._tls: Any = None
+        self._waker: Optional[_Waker] = None
+        self._clients: Dict[Any, _Client] = {}
+        self._buffer = bytearray(_RECV_BUFFER)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._torn_down = False
+        self._inside = 0
+        self._next_housekeeping = 0.0
+
+    def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
+        log.info("starting multiplexed socketserver")
+        log.debug("selector implementation: %s.%s", type(self.selector).__module__, type(self.selector).__name__)
+        self.daemon = daemon
+        self._listener, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
+        self.sock = self._listener
+        self._waker = _Waker()
+        self.selector.register(self._listener, selectors.EVENT_READ, self)
+        self.selector.register(self._waker.reader, selectors.EVENT_READ, self)
+        self._next_housekeeping = time.monotonic() + _housekeeping_interval()
+
+    def __repr__(self) -> str:
+        return "<%s on %s; %d connections>" % (type(self).__name__, self.locationStr, len(self._clients))
+
+    def __del__(self) -> None:
+        if getattr(self, "_listener", None) is not None and not self._closed:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        log.debug("entering multiplexed requestloop")
+        if not self._enter():
+            return
+        try:
+            while not self._closed and loopCondition():
+                try:
+                    self._run_once()
+                except KeyboardInterrupt:
+                    log.debug("stopping on break signal")
+                    break
+        finally:
+            self._leave()
+
+    def _run_once(self) -> None:
+        timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
+        poll = _poll_timeout()
+        try:
+            ready = self.selector.select(timeout if poll is None else min(poll, timeout))
+        except (OSError, ValueError):
+            ready = []      # selector closed or interrupted: the loop condition decides
+        per_server: Dict[Any, List[Any]] = defaultdict(list)
+        for key, mask in ready:
+            if mask & selectors.EVENT_READ:
+                per_server[key.data].append(key.fileobj)
+        for server, fileobjs in per_server.items():
+            if server is self:
+                self._handle_ready(fileobjs)
+            else:
+                server.events(fileobjs)
+        self._maybe_housekeep()
+
+    def events(self, eventsockets: Any) -> None:
+        """Handle the given ready sockets of this server (for external event loops)."""
+        if not self._enter():
+            return
+        try:
+            self._handle_ready(eventsockets)
+            self._maybe_housekeep()
+        finally:
+            self._leave()
+
+    def _handle_ready(self, eventsockets: Any) -> None:
+        for fileobj in eventsockets:
+            if self.shutting_down or self._closed:
+                return
+            if fileobj is self._listener:
+                self._accept_ready()
+            elif self._waker is not None and fileobj is self._waker.reader:
+                self._waker.drain()
+            else:
+                client = self._clients.get(fileobj)
+                if client is not None:
+                    self._on_readable(client)
+
+    def _maybe_housekeep(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_housekeeping and not self._closed:
+            self._next_housekeeping = now + _housekeeping_interval()
+            try:
+                self.daemon._housekeeping()
+            except Exception as exc:
+                log.warning("error during housekeeping: %s", exc)
+
+    # --- connections ----------------------------------------------------------------------------
+
+    def _accept_ready(self) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                csock, caddr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if self._closed:
+                    return
+                if exc.errno in socketutil.ERRNO_BADF or exc.errno in socketutil.ERRNO_ENOTSOCK:
+                    raise errors.ConnectionClosedError("server socket closed") from exc
+                log.warning("accept() failed '%s' with errno=%s, shouldn't happen", exc, exc.errno)
+                return
+            log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
+            try:
+                self._adopt(csock, caddr)
+            except (OSError, ValueError) as exc:
+                log.warning("cannot serve new connection %s: %s", caddr, exc)
+                csock.close()
+
+    def _adopt(self, csock: Any, caddr: Any) -> None:
+        _prepare_accepted(csock)
+        if self._tls is not None:
+            csock = self._tls.wrap_socket(csock, server_side=True, do_handshake_on_connect=False)
+            csock.setblocking(False)
+        conn = socketutil.SocketConnection(csock)
+        self._clients[conn] = _Client(conn, caddr, self._tls is not None)
+        self.selector.register(conn, selectors.EVENT_READ, self)
+
+    def _on_readable(self, client: _Client) -> None:
+        if client.tls_pending and not self._advance_tls(client):
+            return
+        try:
+            data = self._receive(client)
+        except (BlockingIOError, InterruptedError, socket.timeout):
+            return          # a spurious wake-up: nothing to read after all
+        except OSError as exc:
+            self._drop(client, exc)
+            return
+        if data is None:
+            return          # TLS: only part of a record arrived
+        if not data:
+            self._drop(client, errors.ConnectionClosedError("receiving: connection lost"))
+            return
+        client.reader.feed(data)
+        while not self._closed and client.conn in self._clients:
+            try:
+                frame = client.reader.next_frame()
+            except errors.ProtocolError as exc:
+                self._reject(client, exc)
+                return
+            if frame is _protocol.NEED_DATA:
+                return
+            self._dispatch(client, frame)  # type: ignore[arg-type]
+
+    def _receive(self, client: _Client) -> Optional[memoryview]:
+        """What the socket has now, without waiting; b"" at EOF, None when TLS needs more bytes."""
+        sock = client.conn.sock
+        view = memoryview(self._buffer)
+        if not client.tls_pending and self._tls is None:
+            count = sock.recv_into(view)
+            return view[:count]
+        filled = 0
+        try:
+            while filled < len(view):
+                count = sock.recv_into(view[filled:])
+                if not count:
+                    break
+                filled += count
+                if not sock.pending():
+                    break
+        except _TLS_WAIT:
+            if not filled:
+                return None
+        return view[:filled]
+
+    def _advance_tls(self, client: _Client) -> bool:
+        """Continue a non-blocking TLS handshake; True once it is complete."""
+        try:
+            client.conn.sock.do_handshake()
+        except _TLS_WAIT:
+            return False    # (a wanted write is rare here: a fresh socket's send buffer is empty)
+        except (OSError, ValueError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client.peer, exc)
+            self._drop(client, None)
+            return False
+        client.tls_pending = False
+        return True
+
+    def _dispatch(self, client: _Client, frame: _protocol.Frame) -> None:
+        """One complete message: the handshake or a request, with blocking sends for the reply."""
+        hmac_key = self.daemon._pyroHmacKey
+        problem = frame_problem(frame, client.connected, hmac_key)
+        msg = message_from_frame(frame, hmac_key)
+        if problem is not None:
+            problem.pyroMsg = msg  # type: ignore[attr-defined]
+            self._reject(client, problem)
+            return
+        conn = client.conn
+        if self._tls is not None:
+            conn.sock.settimeout(config.COMMTIMEOUT or None)
+        try:
+            if client.connected:
+                self.daemon._handle_message(conn, msg)
+            elif self.daemon._handshake_message(conn, msg):
+                client.connected = True
+            else:
+                self._drop(client, None)
+        except Exception as exc:
+            if client.connected:
+                _log_request_error(log, exc, client.peer)
+            else:
+                _log_handshake_error(log, exc)
+            self._drop(client, None)
+        else:
+            if self._tls is not None and client.conn in self._clients:
+                conn.sock.setblocking(False)
+
+    def _reject(self, client: _Client, exc: Exception) -> None:
+        """A receive error: Pyro4 answers it with CONNECTFAIL before the handshake, else just closes."""
+        if isinstance(exc, errors.MessageTooLargeError):
+            log.error("connection %s: %s", client.conn, exc)
+        if not client.connected:
+            try:
+                if self._tls is not None:
+                    client.conn.sock.settimeout(config.COMMTIMEOUT or None)
+                self.daemon._handshake(_ReplayConnection(client.conn, error=exc))
+            except Exception as problem:
+                _log_handshake_error(log, problem)
+        else:
+            _log_request_error(log, exc, client.peer)
+        self._drop(client, None)
+
+    def _drop(self, client: _Client, exc: Optional[BaseException]) -> None:
+        """Forget a connection: unwatch it, tell the daemon (if handshaken), close it."""
+        if exc is not None:
+            _log_request_error(log, exc, client.peer)
+        self._clients.pop(client.conn, None)
+        try:
+            self.selector.unregister(client.conn)
+        except (KeyError, ValueError, OSError):
+            pass
+        if client.connected:
+            client.connected = False
+            _client_disconnect(log, self.daemon, client.conn)
+        client.conn.close()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _enter(self) -> bool:
+        with self._lock:
+            if self._closed or self._listener is None:
+                return False
+            self._inside += 1
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._inside -= 1
+            teardown = self._closed and self._inside == 0
+        if teardown:
+            self._teardown()
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            now = self._inside == 0
+        if now:
+            self._teardown()
+        else:       # the thread inside releases the rest; the port (or socket file) frees now
+            if self._listener is not None:
+                _close_listener(self._listener)
+            self.sock = None
+            self.wakeup()
+
+    def _unwatch(self, fileobj: Any) -> None:
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError, OSError, RuntimeError):
+            pass
+
+    def _teardown(self) -> None:
+        """Release everything; runs once, in a thread that is not inside the loop."""
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        for client in list(self._clients.values()):
+            self._drop(client, None)
+        listener, self._listener, self.sock = self._listener, None, None
+        if listener is not None:
+            self._unwatch(listener)
+            _close_listener(listener)
+        if self._waker is not None:
+            self._unwatch(self._waker.reader)
+            self._waker.close()
+        if self.selector is not self._own_selector:     # combined into another server's loop
+            self._own_selector.close()
+        else:
+            self.selector.close()
+
+    def wakeup(self) -> None:
+        """Wake a loop blocked in select(), so it notices shutdown or a changed loop condition."""
+        if self._waker is not None and not self._torn_down:
+            self._waker.wake()
+
+    def combine_loop(self, server: Any) -> None:
+        """Serve ``server``'s sockets (another daemon's transport, a broadcast server) from this loop."""
+        for sock in server.sockets:
+            self.selector.register(sock, selectors.EVENT_READ, server)
+        server.selector = self.selector
+
+    @property
+    def sockets(self) -> List[Any]:
+        try:
+            registrations = self.selector.get_map()
+            return [key.fileobj for key in list(registrations.values())] if registrations else []
+        except (RuntimeError, AttributeError):
+            return []

@@ -1,0 +1,171 @@
+"""A pool of worker threads that grows on demand and shrinks back when idle.
+
+Theory of operation
+-------------------
+Jobs (plain callables) go into one FIFO queue guarded by one condition variable
+(``Pool._cond``); every field below is read and written only while holding it.
+
+* ``idle`` holds workers waiting for a job (and workers just started, about to take one),
+  ``busy`` those running one. ``len(idle) + len(busy)`` never exceeds ``THREADPOOL_SIZE``.
+* A job gets a worker when one is idle, else a new worker when the pool is below
+  ``THREADPOOL_SIZE``, else it waits in the queue. :meth:`Pool.process` (Pyro4's entry point)
+  refuses with :class:`NoFreeWorkersError` once more than ``backlog`` jobs would have to wait;
+  :meth:`Pool.submit` never refuses (the socket server uses it for connections it already owns).
+* A worker that finishes a job takes the next queued one; with nothing queued it exits when
+  ``THREADPOOL_SIZE_MIN`` workers are idle already (Pyro4's rule), otherwise it waits.
+* ``close()`` refuses new jobs, lets the workers drain what is queued, and joins the idle
+  ones (never the calling thread, which may itself be a worker running the job that closes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Optional, Set
+
+from ..configuration import config
+
+__all__ = ["PoolError", "NoFreeWorkersError", "Worker", "Pool"]
+
+log = logging.getLogger("Pyro4.threadpool")
+
+_CLOSE_JOIN_SECONDS = 1.0  # upper bound for joining the idle workers on close()
+
+
+class PoolError(Exception):
+    """The pool cannot take the job."""
+
+
+class NoFreeWorkersError(PoolError):
+    """Every worker is busy and the pool may not grow or queue any further."""
+
+
+class Worker(threading.Thread):
+    """One pool thread; it runs queued jobs until the pool lets it go."""
+
+    def __init__(self, pool: "Pool") -> None:
+        super().__init__()
+        self.daemon = True
+        self.name = "Pyro-Worker-%d" % id(self)
+        self.pool: Optional[Pool] = pool
+
+    def run(self) -> None:
+        pool = self.pool
+        try:
+            if pool is not None:
+                pool._work(self)
+        finally:
+            self.pool = None
+
+
+class Pool(object):
+    """Worker threads between ``THREADPOOL_SIZE_MIN`` and ``THREADPOOL_SIZE`` (read at construction).
+
+    ``backlog`` is how many jobs :meth:`process` may queue while every worker is busy before
+    it raises :class:`NoFreeWorkersError`; 0 gives Pyro4's behaviour (refuse at once).
+    """
+
+    def __init__(self, backlog: int = 0) -> None:
+        if config.THREADPOOL_SIZE < 1 or config.THREADPOOL_SIZE_MIN < 1:
+            raise ValueError("threadpool sizes must be greater than zero")
+        if config.THREADPOOL_SIZE_MIN > config.THREADPOOL_SIZE:
+            raise ValueError("minimum threadpool size must be less than or equal to max size")
+        self.max_workers: int = config.THREADPOOL_SIZE
+        self.min_workers: int = config.THREADPOOL_SIZE_MIN
+        self.backlog = backlog
+        self.idle: Set[Worker] = set()
+        self.busy: Set[Worker] = set()
+        self.closed = False
+        self._jobs: Deque[Callable[[], Any]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        with self._cond:
+            for _ in range(self.min_workers):
+                self._start_worker()
+        log.debug("worker pool created with initial size %d", self.num_workers())
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<%s.%s at 0x%x; %d busy workers; %d idle workers>" % (
+            type(self).__module__, type(self).__name__, id(self), len(self.busy), len(self.idle))
+
+    def num_workers(self) -> int:
+        return len(self.busy) + len(self.idle)
+
+    @property
+    def waiting(self) -> int:
+        """Queued jobs that no idle worker is about to take."""
+        return max(len(self._jobs) - len(self.idle), 0)
+
+    def process(self, job: Callable[[], Any]) -> None:
+        """Run ``job`` on a worker; NoFreeWorkersError when all are busy and the backlog is full."""
+        self._enqueue(job, self.backlog)
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        """Run ``job`` on a worker as soon as one is free; never refused while the pool is open."""
+        self._enqueue(job, None)
+
+    def _enqueue(self, job: Callable[[], Any], backlog: Optional[int]) -> None:
+        with self._cond:
+            if self.closed:
+                raise PoolError("job queue is closed")
+            if len(self.idle) <= len(self._jobs):       # no idle worker left for this job
+                if self.num_workers() < self.max_workers:
+                    self._start_worker()
+                elif backlog is not None and self.waiting >= backlog:
+                    raise NoFreeWorkersError("no free workers available, increase thread pool size")
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def _start_worker(self) -> None:
+        worker = Worker(self)
+        self.idle.add(worker)
+        worker.start()
+
+    def _work(self, worker: Worker) -> None:
+        """A worker's life: wait for a job, run it, repeat until surplus or closed."""
+        cond = self._cond
+        with cond:
+            while True:
+                while not self._jobs and not self.closed:
+                    cond.wait()
+                if not self._jobs:                      # closed and drained
+                    self.idle.discard(worker)
+                    return
+                job = self._jobs.popleft()
+                self.idle.discard(worker)
+                self.busy.add(worker)
+                cond.release()
+                try:
+                    job()
+                except Exception as exc:
+                    log.exception("unhandled exception from job in worker thread %s: %s", worker.name, exc)
+                finally:
+                    job = None  # drop references (connections) before waiting again
+                    cond.acquire()
+                self.busy.discard(worker)
+                if not self._jobs and (self.closed or len(self.idle) >= self.min_workers):
+                    log.debug("worker counts: %d busy, %d idle", len(self.busy), len(self.idle))
+                    return
+                self.idle.add(worker)
+
+    def close(self) -> None:
+        """Take no more jobs; queued ones still run. Idle workers are joined (bounded wait)."""
+        with self._cond:
+            if self.closed:
+                return
+            log.debug("closing down")
+            self.closed = True
+            self._cond.notify_all()
+            idle = list(self.idle)
+        current = threading.current_thread()
+        deadline = time.monotonic() + _CLOSE_JOIN_SECONDS
+        for worker in idle:
+            if worker is not current:
+                worker.join(max(deadline - time.monotonic(), 0.0))

@@ -1,0 +1,461 @@
+"""Thread pool transport (``SERVERTYPE="thread"``): calls run on worker threads, idle clients cost none.
+
+Theory of operation
+-------------------
+Pyro4 gives every connection a worker for its whole life, so ``THREADPOOL_SIZE`` idle proxies
+exhaust the server. Here a connection only holds a worker while it has work:
+
+* **The loop thread** (whoever runs :meth:`SocketServer_Threadpool.loop`, or an external loop
+  through :meth:`~SocketServer_Threadpool.events`) owns the selector. It watches the listening
+  socket, a waker socket pair and every *parked* connection. It never reads or writes client
+  data and never blocks on a client: ``accept`` is non-blocking, and a new connection is parked
+  straight away; its handshake (TLS included) runs on a worker once the client has sent
+  something, so a client that connects and stays silent costs a selector slot, not a thread.
+* **A connection is in exactly one place** at any time: parked in the selector, queued in the
+  pool, or held by one worker. That is what keeps the calls of one connection strictly in order
+  with never two of them in flight.
+* **A worker** (:class:`ClientConnectionJob` ``__call__``) performs the handshake or
+  ``daemon.handleRequest(conn)`` (which reads one message, blocking with ``COMMTIMEOUT``, and
+  sends the reply), then keeps the connection while its next request is already readable:
+  a poll of the socket, with a wait of ``LINGER_SECONDS`` when the pool has spare workers, so
+  a client calling in a loop stays on one thread. Otherwise it parks the connection again
+  (queue + one byte on the waker; only the loop thread touches the selector).
+* **The pool** grows from ``THREADPOOL_SIZE_MIN`` to ``THREADPOOL_SIZE`` workers and workers above
+  the minimum exit when idle (see :mod:`.threadpool`). Requests of handshaken connections are
+  queued when every worker is busy, never refused.
+* **"no free workers"**: a *new* connection is refused (CONNECTFAIL with Pyro4's text
+  ``"no free workers, increase server threadpool size"``) only when all ``THREADPOOL_SIZE``
+  workers are busy and ``NEW_CONNECTION_BACKLOG`` (100, like the listen backlog) jobs are
+  already queued without a worker: a burst of connects is absorbed, a saturated server says
+  so instead of letting clients wait without bound. The
+  refusal is written from the loop thread without blocking: it uses the CONNECT message if it
+  has fully arrived (plain sockets), otherwise the connection is just closed.
+* **Timeouts**: with ``COMMTIMEOUT`` set, a connection parked longer than that is closed, as a
+  Pyro4 worker blocked in ``recv`` would time out. **Housekeeping** runs on the
+  :class:`Housekeeper` thread every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds.
+* **Shutdown** may come from any thread, including a worker running a remote call. ``close()``
+  closes the listening socket at once; the rest (parked connections, selector, pool,
+  housekeeper) is torn down by the last thread leaving ``loop``/``events``, or right away when
+  none is inside. A busy worker finishes its request (its reply is still sent), then finds the
+  server closed and closes its connection. No thread ever joins itself.
+
+Locks: ``_lock`` guards ``_closed``, ``_inside`` and the queue of connections being parked;
+``_client_disconnect_lock`` serializes ``daemon._clientDisconnect`` calls, as in Pyro4.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import select
+import selectors
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, List, Optional
+
+from .. import _protocol, errors, socketutil
+from ..configuration import config
+from . import (_client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
+               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
+from .threadpool import NoFreeWorkersError, Pool, PoolError
+
+__all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper"]
+
+log = logging.getLogger("Pyro4.threadpoolserver")
+_client_disconnect_lock = threading.Lock()
+
+LINGER_SECONDS = 0.001      # how long a worker with spare colleagues waits for a connection's next call
+NEW_CONNECTION_BACKLOG = 100  # jobs queued without a worker before new connections are refused
+DENIED_REASON = "no free workers, increase server threadpool size"
+_ACCEPT_BATCH = 64          # connections accepted per readiness event, so clients get served in between
+_DENY_READ_LIMIT = 65536    # a refused client's CONNECT must fit in this to get a CONNECTFAIL
+_LISTENING = "listening"    # selector key data for the listening socket
+_WAKING = "waking"          # ... and for the waker
+
+
+def _has_poll() -> bool:
+    return hasattr(select, "poll")
+
+
+class ClientConnectionJob(object):
+    """One client connection and the work it brings to a worker thread (one call = one activation)."""
+
+    def __init__(self, clientSocket: Any, clientAddr: Any, daemon: Any, server: "SocketServer_Threadpool") -> None:
+        self.csock = socketutil.SocketConnection(clientSocket)
+        self.caddr = clientAddr
+        self.daemon = daemon
+        self.server = server
+        self.connected = False      # handshake completed (only then does _clientDisconnect apply)
+        self.parked_at = time.monotonic()
+        self._poller: Any = None
+
+    def __call__(self) -> None:
+        server = self.server
+        if server._closed:
+            self._finish()
+            return
+        if not self.connected:
+            if not self.handleConnection():
+                return
+            self.connected = True
+        elif not self._serve_one():
+            return
+        while not server._closed and self._next_request_ready(server._linger()):
+            if not self._serve_one():
+                return
+        server._park(self)
+
+    def _serve_one(self) -> bool:
+        """Handle one request; on failure close the connection and return False."""
+        try:
+            self.daemon.handleRequest(self.csock)
+            return True
+        except BaseException as exc:
+            _log_request_error(log, exc, self.caddr)
+            self._finish()
+            if not isinstance(exc, Exception):
+                raise
+            return False
+
+    def _next_request_ready(self, linger: float) -> bool:
+        """Is the next request (or EOF) already readable? Waits up to ``linger`` seconds."""
+        sock = self.csock.sock
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():
+            return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
+        try:
+            if _has_poll():
+                if self._poller is None:
+                    self._poller = select.poll()
+                    self._poller.register(sock.fileno(), select.POLLIN)
+                return bool(self._poller.poll(linger * 1000.0))
+            return bool(select.select([sock], [], [], linger)[0])
+        except (OSError, ValueError):
+            return True      # let handleRequest meet the broken socket and report it
+
+    def handleConnection(self) -> bool:
+        """TLS (when configured) and the Pyro handshake; False (connection closed) when they fail."""
+        try:
+            if self.server._tls is not None:
+                self.csock.sock = self.server._tls.wrap_socket(self.csock.sock, server_side=True)
+            if self.daemon._handshake(self.csock):
+                return True
+        except Exception as exc:
+            _log_handshake_error(log, exc)
+        self.csock.close()
+        return False
+
+    def denyConnection(self, reason: str) -> None:
+        """Refuse the client with CONNECTFAIL ``reason``, without ever blocking the caller."""
+        log.warning("client connection was denied: " + reason)
+        try:
+            received = self._receive_available() if self.server._tls is None else b""
+            if received:
+                self.csock.setTimeout(config.COMMTIMEOUT or None)
+                self.daemon._handshake(_ReplayConnection(self.csock, received), denied_reason=reason)
+        except Exception as exc:
+            log.debug("could not send the refusal: %s", exc)
+        self.csock.close()
+
+    def _receive_available(self) -> bytes:
+        """The client's first message if it has completely arrived already, else b""."""
+        self.csock.setTimeout(0.0)
+        try:
+            data = self.csock.sock.recv(_DENY_READ_LIMIT)
+        except OSError:
+            return b""
+        reader = _protocol.FrameReader()
+        reader.feed(data)
+        try:
+            complete = reader.next_frame() is not _protocol.NEED_DATA
+        except errors.ProtocolError:
+            complete = True     # let the daemon word the protocol error in its CONNECTFAIL
+        return data if complete else b""
+
+    def _finish(self) -> None:
+        """The connection's end: tell the daemon (once, if handshaken), then close the socket."""
+        if self.connected:
+            self.connected = False
+            with _client_disconnect_lock:
+                _client_disconnect(log, self.daemon, self.csock)
+        self._poller = None
+        self.csock.close()
+
+
+class Housekeeper(threading.Thread):
+    """Runs ``daemon._housekeeping()`` every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds."""
+
+    def __init__(self, daemon: Any) -> None:
+        super().__init__(name="housekeeper")
+        self.pyroDaemon = daemon
+        self.stop = threading.Event()
+        self.daemon = True
+        self.waittime = _housekeeping_interval()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.waittime):
+            try:
+                self.pyroDaemon._housekeeping()
+            except Exception as exc:
+                log.warning("error during housekeeping: %s", exc)
+
+
+class SocketServer_Threadpool(object):
+    """Transport server for socket connections, worker thread pool version."""
+
+    def __init__(self) -> None:
+        self.daemon: Any = None
+        self.sock: Any = None
+        self.locationStr: Optional[str] = None
+        self.pool: Optional[Pool] = None
+        self.housekeeper: Optional[Housekeeper] = None
+        self.shutting_down = False
+        self._listener: Any = None
+        self._tls: Any = None
+        self._selector: Optional[selectors.BaseSelector] = None
+        self._waker: Optional[_Waker] = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._torn_down = False
+        self._inside = 0
+        self._returning: Deque[ClientConnectionJob] = deque()
+        self._next_sweep = 0.0
+
+    def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
+        log.info("starting thread pool socketserver")
+        self.daemon = daemon
+        self._listener, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
+        self.sock = self._listener
+        try:
+            self.pool = Pool(backlog=NEW_CONNECTION_BACKLOG)
+            self._waker = _Waker()
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._listener, selectors.EVENT_READ, _LISTENING)
+            self._selector.register(self._waker.reader, selectors.EVENT_READ, _WAKING)
+        except BaseException:
+            self.close()
+            raise
+        self.housekeeper = Housekeeper(daemon)
+        self.housekeeper.start()
+
+    def __del__(self) -> None:
+        if getattr(self, "_listener", None) is not None and not self._closed:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        workers = self.pool.num_workers() if self.pool is not None else 0
+        return "<%s on %s; %d workers>" % (type(self).__name__, self.locationStr, workers)
+
+    # --- the loop thread ------------------------------------------------------------------------
+
+    def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        log.debug("threadpool server requestloop")
+        if not self._enter():
+            return
+        try:
+            while not self.shutting_down and not self._closed and loopCondition():
+                try:
+                    self._run_once(_poll_timeout())
+                except OSError as exc:
+                    if self._closed or not loopCondition():
+                        break       # our sockets went away during shutdown
+                    log.warning("socket error '%s' with errno=%s, shouldn't happen", exc, exc.errno)
+                except KeyboardInterrupt:
+                    log.debug("stopping on break signal")
+                    break
+        finally:
+            self._leave()
+
+    def events(self, eventsockets: Any) -> None:
+        """One non-blocking pass over every ready socket of this server (for external event loops)."""
+        if not self._enter():
+            return
+        try:
+            self._run_once(0.0)
+        finally:
+            self._leave()
+
+    def _run_once(self, timeout: Optional[float]) -> None:
+        self._adopt_returned()
+        selector = self._selector
+        if config.COMMTIMEOUT:
+            wait = max(self._next_sweep - time.monotonic(), 0.0)
+            timeout = wait if timeout is None else min(timeout, wait)
+        for key, _ in selector.select(timeout):
+            if self._closed:
+                return
+            if key.data is _LISTENING:
+                self._accept_ready()
+            elif key.data is _WAKING:
+                self._waker.drain()
+            else:
+                self._activate(key.data)
+        if config.COMMTIMEOUT:
+            self._sweep_idle(config.COMMTIMEOUT)
+
+    def _accept_ready(self) -> None:
+        listener = self._listener
+        for _ in range(_ACCEPT_BATCH):
+            if listener is None:
+                return
+            try:
+                csock, caddr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if self._closed:
+                    return
+                if exc.errno in socketutil.ERRNO_BADF or exc.errno in socketutil.ERRNO_ENOTSOCK:
+                    raise errors.ConnectionClosedError("server socket closed") from exc
+                if exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                    log.warning("accept() failed '%s' with errno=%s, shouldn't happen", exc, exc.errno)
+                return
+            if self.shutting_down:
+                csock.close()
+                return
+            log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
+            _prepare_accepted(csock)
+            self._register(ClientConnectionJob(csock, caddr, self.daemon, self))
+
+    def _register(self, job: ClientConnectionJob) -> None:
+        try:
+            self._selector.register(job.csock.sock, selectors.EVENT_READ, job)
+        except (OSError, ValueError, KeyError) as exc:
+            log.debug("cannot watch connection %s: %s", job.caddr, exc)
+            job._finish()
+
+    def _activate(self, job: ClientConnectionJob) -> None:
+        """A parked connection became readable: give it to a worker (or refuse a new one)."""
+        self._selector.unregister(job.csock.sock)
+        try:
+            if job.connected:
+                self.pool.submit(job)
+            else:
+                self.pool.process(job)
+        except NoFreeWorkersError:
+            job.denyConnection(DENIED_REASON)
+        except PoolError:
+            job._finish()
+
+    def _adopt_returned(self) -> None:
+        """Watch the connections that workers parked since the last pass."""
+        while True:
+            with self._lock:
+                if not self._returning:
+                    return
+                job = self._returning.popleft()
+            self._register(job)
+
+    def _sweep_idle(self, commtimeout: float) -> None:
+        """Close connections parked longer than COMMTIMEOUT (a Pyro4 worker's recv would time out)."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + max(commtimeout / 4.0, 0.05)
+        expired = [key.data for key in list(self._selector.get_map().values())
+                   if isinstance(key.data, ClientConnectionJob) and now - key.data.parked_at > commtimeout]
+        for job in expired:
+            log.warning("error during handleRequest: receiving: timeout (client %s)", job.caddr)
+            self._selector.unregister(job.csock.sock)
+            job._finish()
+
+    # --- called by workers ----------------------------------------------------------------------
+
+    def _linger(self) -> float:
+        """Workers may wait a little for a connection's next call only while others are free."""
+        pool = self.pool
+        return LINGER_SECONDS if pool is not None and pool.idle and not pool.waiting else 0.0
+
+    def _park(self, job: ClientConnectionJob) -> None:
+        """Hand a connection back to the loop thread to be watched again."""
+        job.parked_at = time.monotonic()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._returning.append(job)
+        if closed:
+            job._finish()
+        else:
+            self._waker.wake()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _enter(self) -> bool:
+        with self._lock:
+            if self._closed or self._selector is None:
+                return False
+            self._inside += 1
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._inside -= 1
+            teardown = self._closed and self._inside == 0
+        if teardown:
+            self._teardown()
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            now = self._inside == 0
+        listener, self._listener, self.sock = self._listener, None, None
+        if listener is not None:
+            _close_listener(listener)
+        if now:
+            self._teardown()
+        elif self._waker is not None:
+            self._waker.wake()
+
+    def _teardown(self) -> None:
+        """Release everything; runs once, in a thread that is not inside the loop."""
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+            parked: List[ClientConnectionJob] = list(self._returning)
+            self._returning.clear()
+        if self._selector is not None:
+            parked += [key.data for key in list(self._selector.get_map().values())
+                       if isinstance(key.data, ClientConnectionJob)]
+            self._selector.close()
+        for job in parked:
+            job._finish()
+        if self._waker is not None:
+            self._waker.close()
+        if self.pool is not None:
+            self.pool.close()
+        housekeeper, self.housekeeper = self.housekeeper, None
+        if housekeeper is not None:
+            housekeeper.stop.set()
+            if housekeeper is not threading.current_thread():
+                housekeeper.join()
+
+    def wakeup(self) -> None:
+        """Wake the loop thread so it notices shutdown or a changed loop condition."""
+        if self._waker is not None and not self._torn_down:
+            self._waker.wake()
+
+    def combine_loop(self, server: Any) -> None:
+        raise TypeError("You can't use the loop combiner on the threadpool server type")
+
+    @property
+    def sockets(self) -> List[Any]:
+        """The listening socket, the waker and every parked connection: wait on these, then call events()."""
+        if self._listener is None or self._selector is None:
+            return []
+        try:    # the loop thread may be changing the map right now: then settle for less
+            return [key.fileobj for key in list(self._selector.get_map().values())]
+        except (RuntimeError, AttributeError):
+            return [self._listener]
+
+    @property
+    def selector(self) -> Any:
+        raise TypeError("threadpool server doesn't have multiplexing selector")
