@@ -37,7 +37,7 @@ def _garbage_params():
             yield pytest.param(name, item, id="%s-%r" % (name, item[:12]))
 
 
-@pytest.mark.parametrize("name, data", _garbage_params())
+@pytest.mark.parametrize("name, data", list(_garbage_params()))
 def test_garbage_gives_pyro_errors(name, data):
     ser = S.get_serializer(name)
     for load in (ser.loads, ser.loadsCall):
