@@ -97,7 +97,9 @@ class _BatchProxyAdapter:
         if oneway and asynchronous:
             raise errors.PyroError("async oneway calls make no sense")
         if asynchronous:
-            return _AsyncRemoteMethod(self, "<asyncbatch>", self.__proxy._pyroMaxRetries)()
+            # As in Pyro4 the batch runs on a copy, so this adapter keeps its recorded calls;
+            # copying here (not in the worker) fixes the batch's contents at the moment of the call.
+            return _AsyncRemoteMethod(self.__copy__(), "<asyncbatch>", self.__proxy._pyroMaxRetries)()
         results = self.__proxy._pyroInvokeBatch(self.__calls, oneway)
         self.__calls = []
         if not oneway:

@@ -2,7 +2,8 @@
 
 Run as ``python pyro4_server.py '<json settings>'``. Settings: ``servertype``,
 ``serializers`` (accepted list), ``hmac`` (key or null), ``port`` (0 = any),
-``metadata`` (bool), ``comm_timeout``. Prints ``READY <location>`` once it listens, then
+``metadata`` (bool), ``comm_timeout``, ``compression`` (bool), ``max_message_size``, ``ssl``
+(a dict: ``servercert``, ``serverkey``, ``cacerts``, ``requireclientcert``). Prints ``READY <location>`` once it listens, then
 serves until it is terminated by the test.
 """
 
@@ -24,6 +25,15 @@ def main() -> None:
     Pyro4.config.SERVERTYPE = settings.get("servertype", "thread")
     Pyro4.config.SERIALIZERS_ACCEPTED = set(settings.get("serializers", ["serpent", "json", "marshal"]))
     Pyro4.config.COMMTIMEOUT = settings.get("comm_timeout", 0.0)
+    Pyro4.config.COMPRESSION = settings.get("compression", False)
+    Pyro4.config.MAX_MESSAGE_SIZE = settings.get("max_message_size", 0)
+    tls = settings.get("ssl")
+    if tls:
+        Pyro4.config.SSL = True
+        Pyro4.config.SSL_SERVERCERT = tls["servercert"]
+        Pyro4.config.SSL_SERVERKEY = tls["serverkey"]
+        Pyro4.config.SSL_CACERTS = tls.get("cacerts", "")
+        Pyro4.config.SSL_REQUIRECLIENTCERT = tls.get("requireclientcert", False)
     daemon = Pyro4.Daemon(host="127.0.0.1", port=settings.get("port", 0))
     if settings.get("hmac"):
         daemon._pyroHmacKey = settings["hmac"].encode()

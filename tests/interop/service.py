@@ -110,9 +110,58 @@ def build(pyro):
         def name(self):
             return self._name
 
+    @pyro.expose
+    class Journal(object):
+        """Records the calls it ran, so a test can see where a batch stopped."""
+
+        def __init__(self):
+            self.entries = []
+
+        def record(self, value):
+            self.entries.append(value)
+            return value
+
+        def fail(self, text):
+            self.entries.append("fail:" + text)
+            raise ValueError(text)
+
+        def read(self):
+            entries, self.entries = self.entries, []
+            return entries
+
+    @pyro.expose
+    class Callbacker(object):
+        """Calls back into an object the client serves from its own daemon."""
+
+        def call_back(self, listener, method, *args):
+            try:
+                return getattr(listener, method)(*args)
+            except Exception as exc:
+                return "%s: %s" % (type(exc).__name__, exc)
+
+    @pyro.expose
+    class Inspector(object):
+        """Reports what the serving daemon saw: open streams, request flags, TLS peer."""
+
+        def __init__(self, daemon):
+            self.daemon = daemon
+
+        def open_streams(self):
+            return len(self.daemon.streaming_responses)
+
+        def request_compressed(self, payload=None):
+            return bool(pyro.current_context.msg_flags & 2)  # FLAGS_COMPRESSED
+
+        def peer_common_name(self):
+            cert = pyro.current_context.client.getpeercert()
+            if not cert:
+                return None
+            return dict(item[0] for item in cert["subject"]).get("commonName")
+
     return {
         "Service": Service, "SessionCounter": SessionCounter, "SingleCounter": SingleCounter,
         "PercallCounter": PercallCounter, "Factory": Factory, "InteropError": InteropError,
+        "Journal": Journal, "Callbacker": Callbacker, "Inspector": Inspector,
     }
 
 
@@ -124,4 +173,7 @@ def register_all(pyro, daemon):
     daemon.register(classes["SingleCounter"], "interop.single")
     daemon.register(classes["PercallCounter"], "interop.percall")
     daemon.register(classes["Factory"](daemon), "interop.factory")
+    daemon.register(classes["Journal"](), "interop.journal")
+    daemon.register(classes["Callbacker"](), "interop.callbacker")
+    daemon.register(classes["Inspector"](daemon), "interop.inspector")
     return classes

@@ -1,0 +1,155 @@
+"""Running daemons inside another event loop: ``Daemon.sockets``, ``events()``, ``selector``, ``combine()``.
+
+``ExternalLoop`` is the kind of loop a GUI toolkit or an application owns: a hand-written
+``selectors`` loop that, on every turn, watches the current ``sockets`` of each daemon it serves
+and hands the ready ones to that daemon's ``events()``. A socket pair wakes it to stop.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+from typing import Any, Dict, List
+
+import pytest
+
+import pyro4compat as Pyro4
+from pyro4compat.configuration import config
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@Pyro4.expose
+class Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def who(self) -> str:
+        return self.name
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+
+class ExternalLoop:
+    """A selectors loop, owned by the application, that serves any number of daemons."""
+
+    def __init__(self, daemons: List[Any]) -> None:
+        self.daemons = daemons
+        self.selector = selectors.DefaultSelector()
+        self.stop_reader, self.stop_writer = socket.socketpair()
+        self.selector.register(self.stop_reader, selectors.EVENT_READ, None)
+        self.registered: Dict[Any, Any] = {}
+        self.turns_with_events = 0
+        self.thread = threading.Thread(target=self.run, name="external-loop", daemon=True)
+
+    def _sync_registrations(self) -> None:
+        """Watch exactly the daemons' current sockets (connections come and go)."""
+        wanted = {sock: daemon for daemon in self.daemons for sock in daemon.sockets}
+        for sock in [s for s in self.registered if s not in wanted]:
+            try:
+                self.selector.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+            del self.registered[sock]
+        for sock, daemon in wanted.items():
+            if sock not in self.registered:
+                self.selector.register(sock, selectors.EVENT_READ, daemon)
+                self.registered[sock] = daemon
+
+    def run(self) -> None:
+        while True:
+            self._sync_registrations()
+            per_daemon: Dict[Any, List[Any]] = {}
+            for key, _ in self.selector.select(timeout=5):
+                if key.data is None:
+                    return  # asked to stop
+                per_daemon.setdefault(key.data, []).append(key.fileobj)
+            for daemon, ready in per_daemon.items():
+                self.turns_with_events += 1
+                daemon.events(ready)
+
+    def __enter__(self) -> "ExternalLoop":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_writer.send(b"x")
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "external loop did not stop"
+        self.selector.close()
+        self.stop_reader.close()
+        self.stop_writer.close()
+
+
+def test_external_selectors_loop_serves_two_daemons(servertype):
+    first, second = Pyro4.Daemon(host="127.0.0.1"), Pyro4.Daemon(host="127.0.0.1")
+    uris = [first.register(Named("first")), second.register(Named("second"))]
+    assert first.sock in first.sockets and second.sock in second.sockets
+    try:
+        with ExternalLoop([first, second]) as loop:
+            proxies = [Pyro4.Proxy(uri) for uri in uris for _ in range(3)]
+            for round_ in range(3):
+                assert [p.who() for p in proxies] == ["first"] * 3 + ["second"] * 3
+                assert [p.add(round_, 1) for p in proxies] == [round_ + 1] * 6
+            for proxy in proxies:
+                proxy._pyroRelease()
+            assert proxies[0].who() == "first"  # reconnects after the release
+            proxies[0]._pyroRelease()
+        assert loop.turns_with_events > 0
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("other_type", ["multiplex", "thread"])
+def test_combine_serves_another_daemon_from_a_multiplex_loop(serve, other_type):
+    config.SERVERTYPE = "multiplex"
+    host = Pyro4.Daemon(host="127.0.0.1")
+    config.SERVERTYPE = other_type
+    other = Pyro4.Daemon(host="127.0.0.1")
+    host_uri, other_uri = host.register(Named("host")), other.register(Named("other"))
+    try:
+        if other_type == "thread":
+            # as in Pyro4: the thread pool server can't hand its loop to another server
+            with pytest.raises(AttributeError):
+                host.combine(other)
+            return
+        host.combine(other)
+        assert other.sock in host.sockets
+        with serve(host):  # only the host runs a loop; it serves both daemons
+            with Pyro4.Proxy(host_uri) as p1, Pyro4.Proxy(other_uri) as p2:
+                for _ in range(3):
+                    assert (p1.who(), p2.who()) == ("host", "other")
+    finally:
+        other.close()
+        host.close()
+
+
+def test_combine_on_a_thread_pool_daemon_is_refused():
+    config.SERVERTYPE = "thread"
+    host = Pyro4.Daemon(host="127.0.0.1")
+    config.SERVERTYPE = "multiplex"
+    other = Pyro4.Daemon(host="127.0.0.1")
+    try:
+        with pytest.raises(TypeError, match="You can't use the loop combiner on the threadpool server type"):
+            host.combine(other)
+    finally:
+        host.close()
+        other.close()
+
+
+def test_selector_property(servertype):
+    with Pyro4.Daemon(host="127.0.0.1") as daemon:
+        if servertype == "multiplex":
+            assert isinstance(daemon.selector, selectors.BaseSelector)
+            assert daemon.sock in [key.fileobj for key in daemon.selector.get_map().values()]
+        else:
+            with pytest.raises(TypeError, match="threadpool server doesn't have multiplexing selector"):
+                _ = daemon.selector
+
+
+def test_events_with_nothing_ready_returns_at_once(servertype):
+    with Pyro4.Daemon(host="127.0.0.1") as daemon:
+        assert daemon.events([]) is None
