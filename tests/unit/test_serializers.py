@@ -101,7 +101,7 @@ def _round_trip_params():
             yield pytest.param(name, value, special.get(name, value), id="%s-%r" % (name, value))
 
 
-@pytest.mark.parametrize("name, value, expected", _round_trip_params())
+@pytest.mark.parametrize("name, value, expected", list(_round_trip_params()))
 def test_round_trip(name, value, expected):
     ser = S.get_serializer(name)
     if isinstance(expected, type) and issubclass(expected, Exception):
