@@ -262,11 +262,19 @@ class Proxy:
                 made = open_connection(uri, serializer, self._pyroHandshake, self._pyroHmacKey,
                                        self.__pyroTimeout, self._pyroSeq, self.__annotations(clear=False))
                 if made.metadata is not None:
-                    self.__processMetadata(made.metadata)
+                    try:
+                        self.__processMetadata(made.metadata)
+                    except errors.PyroError:
+                        made.connection.close()  # never adopted: nobody else would close it
+                        raise
                 self._pyroConnection = made.connection
                 if replaceUri:
                     self._pyroUri = uri
-                self._pyroValidateHandshake(made.response)
+                try:
+                    self._pyroValidateHandshake(made.response)
+                except BaseException:
+                    self._pyroRelease()  # refused by us: unlike Pyro4, never keep using it
+                    raise
                 if made.annotations:
                     self._pyroResponseAnnotations(made.annotations, 2)
             if config.METADATA and not self._pyroMethods and not self._pyroAttrs:

@@ -12,7 +12,9 @@ Jobs (plain callables) go into one FIFO queue guarded by one condition variable
   refuses with :class:`NoFreeWorkersError` once more than ``backlog`` jobs would have to wait;
   :meth:`Pool.submit` never refuses (the socket server uses it for connections it already owns).
 * A worker that finishes a job takes the next queued one; with nothing queued it exits when
-  ``THREADPOOL_SIZE_MIN`` workers are idle already (Pyro4's rule), otherwise it waits.
+  ``THREADPOOL_SIZE_MIN`` workers are idle already (Pyro4's rule), otherwise it waits. A worker
+  about to wait while more than ``THREADPOOL_SIZE_MIN`` are idle exits too: a worker started for
+  a job that a faster colleague took would otherwise stay above the minimum forever.
 * ``close()`` refuses new jobs, lets the workers drain what is queued, and joins the idle
   ones (never the calling thread, which may itself be a worker running the job that closes).
 """
@@ -134,6 +136,11 @@ class Pool(object):
         with cond:
             while True:
                 while not self._jobs and not self.closed:
+                    if len(self.idle) > self.min_workers:
+                        # Surplus: started for a job another worker took (or woken for nothing).
+                        # Waiting here would keep the pool above its minimum for good.
+                        self.idle.discard(worker)
+                        return
                     cond.wait()
                 if not self._jobs:                      # closed and drained
                     self.idle.discard(worker)

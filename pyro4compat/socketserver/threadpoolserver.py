@@ -102,6 +102,8 @@ class ClientConnectionJob(object):
         elif not self._serve_one():
             return
         while not server._closed and self._next_request_ready(server._linger()):
+            if server._closed:      # shut down while we waited: serve nothing more
+                break
             if not self._serve_one():
                 return
         server._park(self)
