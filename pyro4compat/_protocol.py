@@ -34,7 +34,7 @@ import hashlib
 import hmac as _hmac
 import struct
 import zlib
-from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .constants import PROTOCOL_VERSION
 from .errors import MessageTooLargeError, ProtocolError, SecurityError
@@ -314,6 +314,15 @@ def verify_hmac(key: Optional[bytes], payload: BytesLike, annotations: Mapping[s
     problem = hmac_problem(key, payload, annotations)
     if problem:
         raise SecurityError(problem)
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+def hmac_key_bytes(value: Any) -> Optional[bytes]:
+    """A proxy's or daemon's HMAC key as bytes: a str is utf-8 encoded, as Pyro4 does."""
+    if value and not isinstance(value, bytes):
+        return value.encode("utf-8")
+    return value
 
 
 # --- compression -----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import time
 from typing import Any, Dict, Optional, Set
 
 from .. import constants, errors, socketutil
+from .._protocol import hmac_key_bytes
 from .._context import current_context
 from .._serializers import get_serializer, get_serializer_by_id, wirenames
 from .._uri import URI
@@ -44,12 +45,6 @@ __all__ = ["Proxy"]
 log = logging.getLogger("Pyro4.core")
 
 RECONNECT_DELAY = 2.0
-
-
-def _hmac_bytes(value: Any) -> Optional[bytes]:
-    if value and not isinstance(value, bytes):
-        return value.encode("utf-8")
-    return value
 
 
 class Proxy:
@@ -97,7 +92,7 @@ class Proxy:
 
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, value: Any) -> None:
-        self.__pyroHmacKey = _hmac_bytes(value)
+        self.__pyroHmacKey = hmac_key_bytes(value)
 
     @property
     def _pyroTimeout(self) -> Any:

@@ -32,6 +32,7 @@ import zlib
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .. import errors
+from .._protocol import COMPRESSION_THRESHOLD, compress_payload
 from . import wirenames
 
 try:
@@ -43,7 +44,6 @@ __all__ = ["SerializerBase", "COMPRESSION_THRESHOLD", "DeserializeGuard"]
 
 log = logging.getLogger("Pyro4.util")
 
-COMPRESSION_THRESHOLD = 200  # Pyro4 doesn't try to compress smaller payloads
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)
 _NEVER_DICT_TYPES = (set, dict, tuple, list)
 
@@ -77,15 +77,6 @@ def _decompress(data: Any) -> bytes:
         return zlib.decompress(data)
     except (zlib.error, TypeError, ValueError) as x:
         raise errors.SerializeError("invalid compressed data: %s" % x) from x
-
-
-def _compress(data: bytes, compress: bool) -> Tuple[bytes, bool]:
-    if not compress or len(data) < COMPRESSION_THRESHOLD:
-        return data, False
-    packed = zlib.compress(data)
-    if len(packed) < len(data):
-        return packed, True
-    return data, False
 
 
 def _has_own_getstate(obj: Any) -> bool:
@@ -141,7 +132,7 @@ class SerializerBase:
     # --- framing helpers -------------------------------------------------------------------
     def serializeData(self, data: Any, compress: bool = False) -> Tuple[bytes, bool]:
         """Serialize ``data``; compress it when asked and worth it. Returns (bytes, compressed)."""
-        return _compress(self.dumps(data), compress)
+        return compress_payload(self.dumps(data), compress)
 
     def deserializeData(self, data: Any, compressed: bool = False) -> Any:
         """Deserialize ``data`` (bytes), decompressing it first when ``compressed``."""
@@ -152,7 +143,7 @@ class SerializerBase:
     def serializeCall(self, obj: Any, method: str, vargs: Any, kwargs: Any,
                       compress: bool = False) -> Tuple[bytes, bool]:
         """Serialize a call; returns (bytes, compressed)."""
-        return _compress(self.dumpsCall(obj, method, vargs, kwargs), compress)
+        return compress_payload(self.dumpsCall(obj, method, vargs, kwargs), compress)
 
     def deserializeCall(self, data: Any, compressed: bool = False) -> Tuple[Any, Any, Any, Any]:
         """Bytes back to (object id, method, vargs, kwargs)."""

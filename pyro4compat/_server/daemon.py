@@ -25,6 +25,7 @@ import uuid
 from typing import Any, Callable, Dict, Optional
 
 from .. import constants, errors, socketutil
+from .._protocol import hmac_key_bytes
 from .._client.proxy import Proxy
 from .._client.resolve import _locateNS
 from .._context import current_context
@@ -47,12 +48,6 @@ __all__ = ["Daemon"]
 log = logging.getLogger("Pyro4.core")
 
 TRANSPORTS = {"thread": SocketServer_Threadpool, "multiplex": SocketServer_Multiplex}
-
-
-def _hmac_bytes(value: Any) -> Optional[bytes]:
-    if value and not isinstance(value, bytes):
-        return value.encode("utf-8")
-    return value
 
 
 def _check_nat(host: Any, unixsocket: Any, nathost: Any, natport: Any):
@@ -118,7 +113,7 @@ class Daemon:
 
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, value: Any) -> None:
-        self.__pyroHmacKey = _hmac_bytes(value)
+        self.__pyroHmacKey = hmac_key_bytes(value)
 
     @property
     def _pyroInstances(self) -> Dict[type, Any]:

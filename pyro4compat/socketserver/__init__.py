@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import Any, Optional, Tuple
 
 from .. import errors, socketutil
@@ -135,6 +136,46 @@ _REQUEST_ERROR_LOG = (
     (errors.SecurityError, logging.DEBUG, "security error on client {client}: {exc}"),
     (errors.TimeoutError, logging.WARNING, "error during handleRequest: {exc}"),
 )
+
+
+class _LoopGuard(object):
+    """Counts the threads inside ``loop()``/``events()``: after ``close()`` the last one out tears down.
+
+    Subclasses set ``_lock``, ``_closed`` and ``_inside`` in ``__init__`` and provide
+    ``_usable()`` and ``_teardown()``.
+    """
+
+    _lock: threading.Lock
+    _closed: bool
+    _inside: int
+    shutting_down: bool
+
+    def _usable(self) -> bool:
+        raise NotImplementedError
+
+    def _teardown(self) -> None:
+        raise NotImplementedError
+
+    def _enter(self) -> bool:
+        with self._lock:
+            if self._closed or not self._usable():
+                return False
+            self._inside += 1
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._inside -= 1
+            teardown = self._closed and self._inside == 0
+        if teardown:
+            self._teardown()
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 def _log_request_error(log: logging.Logger, exc: BaseException, client: Any) -> None:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .. import _protocol, errors, socketutil
 from ..configuration import config
 from ..message import Message
-from . import (_client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
+from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
 
 try:
@@ -100,7 +100,7 @@ class _Client(object):
         self.peer = peer
 
 
-class SocketServer_Multiplex(object):
+class SocketServer_Multiplex(_LoopGuard):
     """Multiplexed transport server for socket connections (selectors: epoll, kqueue, poll, select)."""
 
     def __init__(self) -> None:
@@ -359,23 +359,8 @@ class SocketServer_Multiplex(object):
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def _enter(self) -> bool:
-        with self._lock:
-            if self._closed or self._listener is None:
-                return False
-            self._inside += 1
-            return True
-
-    def _leave(self) -> None:
-        with self._lock:
-            self._inside -= 1
-            teardown = self._closed and self._inside == 0
-        if teardown:
-            self._teardown()
-
-    def shutdown(self) -> None:
-        self.shutting_down = True
-        self.close()
+    def _usable(self) -> bool:
+        return self._listener is not None
 
     def close(self) -> None:
         with self._lock:

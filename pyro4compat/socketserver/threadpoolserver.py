@@ -56,7 +56,7 @@ from typing import Any, Callable, Deque, List, Optional
 
 from .. import _protocol, errors, socketutil
 from ..configuration import config
-from . import (_client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
+from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
 from .threadpool import NoFreeWorkersError, Pool, PoolError
 
@@ -203,7 +203,7 @@ class Housekeeper(threading.Thread):
                 log.warning("error during housekeeping: %s", exc)
 
 
-class SocketServer_Threadpool(object):
+class SocketServer_Threadpool(_LoopGuard):
     """Transport server for socket connections, worker thread pool version."""
 
     def __init__(self) -> None:
@@ -386,23 +386,8 @@ class SocketServer_Threadpool(object):
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def _enter(self) -> bool:
-        with self._lock:
-            if self._closed or self._selector is None:
-                return False
-            self._inside += 1
-            return True
-
-    def _leave(self) -> None:
-        with self._lock:
-            self._inside -= 1
-            teardown = self._closed and self._inside == 0
-        if teardown:
-            self._teardown()
-
-    def shutdown(self) -> None:
-        self.shutting_down = True
-        self.close()
+    def _usable(self) -> bool:
+        return self._selector is not None
 
     def close(self) -> None:
         with self._lock:
