@@ -1,0 +1,1 @@
+"""``Pyro4.utils``: optional tools (Flame and the HTTP gateway); import each one explicitly."""
