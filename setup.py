@@ -33,6 +33,17 @@ setup(
     package_data={"pyro4compat": ["py.typed"]},
     install_requires=["serpent>=1.27"],
     extras_require=OPTIONAL,
+    entry_points={
+        # Pyro4's tools under names that can't clash with a Pyro4 installed alongside
+        "console_scripts": [
+            "pyro4compat-ns=pyro4compat.naming:main",
+            "pyro4compat-nsc=pyro4compat.nsc:main",
+            "pyro4compat-test-echoserver=pyro4compat.test.echoserver:main",
+            "pyro4compat-check-config=pyro4compat.configuration:main",
+            "pyro4compat-flameserver=pyro4compat.utils.flameserver:main",
+            "pyro4compat-httpgateway=pyro4compat.utils.httpgateway:main",
+        ],
+    },
     classifiers=[
         "Development Status :: 4 - Beta",
         "Intended Audience :: Developers",

@@ -1,0 +1,1 @@
+"""``Pyro4.test``: test helpers that ship with the package (the echo server)."""
