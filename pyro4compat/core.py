@@ -14,6 +14,8 @@ from ._server.autoproxy import pyroObjectToAutoProxy
 from ._server.daemon import Daemon
 from ._server.daemon_object import DaemonObject
 from ._server.dispatch import _OnewayCallThread
+from ._serializers.base import serialize_core_object_to_dict
+from ._serializers.serpent_serializer import pyro_class_serpent_serializer
 from ._server.exposure import behavior, callback, expose, oneway
 from ._uri import URI
 

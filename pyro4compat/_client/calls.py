@@ -191,6 +191,8 @@ class _StreamResultIterator:
             self.proxy = None  # the server already dropped its end
             raise
 
+    next = __next__  # the Python 2 spelling Pyro4 kept
+
     def __del__(self) -> None:
         try:
             self.close()

@@ -336,3 +336,8 @@ def _revive(target: type, data: dict, classname: str) -> Any:
             except Exception as x:
                 raise errors.SerializeError("cannot recreate %s: %s: %s" % (classname, type(x).__name__, x)) from x
     raise errors.SerializeError("unsupported serialized class: " + classname)  # pragma: no cover
+
+
+def serialize_core_object_to_dict(obj: Any) -> Dict[str, Any]:
+    """A URI, Proxy or Daemon in the dict form the non-pickle serializers send (Pyro4's name)."""
+    return SerializerBase.class_to_dict(obj)

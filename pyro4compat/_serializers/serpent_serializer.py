@@ -69,8 +69,12 @@ class SerpentSerializer(SerializerBase):
         return super().dict_to_class(data)
 
 
-def _wire_class_hook(obj: Any, serializer: Any, stream: Any, level: int) -> None:
+def pyro_class_serpent_serializer(obj: Any, serializer: Any, stream: Any, level: int) -> None:
+    """Serpent hook writing a Pyro class (URI, Proxy, ...) in its dict form, as Pyro4 names it."""
     serializer.ser_builtins_dict(SerializerBase.class_to_dict(obj), stream, level)
+
+
+_wire_class_hook = pyro_class_serpent_serializer
 
 
 def _pyro_error_hook(obj: BaseException, serializer: Any, stream: Any, level: int) -> None:

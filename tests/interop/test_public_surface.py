@@ -23,7 +23,28 @@ CHECKED_MODULES = [
     "Pyro4.futures",
     "Pyro4.socketutil",
     "Pyro4.naming_storage",
+    "Pyro4",
+    "Pyro4.core",
+    "Pyro4.naming",
+    "Pyro4.nsc",
+    "Pyro4.socketserver.threadpoolserver",
+    "Pyro4.socketserver.threadpool",
+    "Pyro4.socketserver.multiplexserver",
+    "Pyro4.socketserver.existingconnectionserver",
+    "Pyro4.test.echoserver",
+    "Pyro4.utils.flame",
+    "Pyro4.utils.flameserver",
 ]
+
+# Pyro4 documents its transport classes as internal, and ours are built differently (idle
+# connections wait in a selector, not in a worker each): their constructors and helper methods
+# are not part of the surface; their names and the transport contract are.
+SIGNATURES_NOT_COMPARED = {
+    "Pyro4.socketserver.threadpoolserver.ClientConnectionJob",
+    "Pyro4.socketserver.threadpool.Pool",
+    "Pyro4.socketserver.threadpool.Worker",
+    "Pyro4.socketserver.multiplexserver.SocketServer_Multiplex.handleRequest",
+}
 
 # Names Pyro4 defines that are Python-2 shims or private implementation details with no use
 # to anyone: documented here so the omission is a decision, not an accident.
@@ -105,8 +126,13 @@ def public_parameters(function) -> list:
 
 def normalised(parameters) -> list:
     """Parameters with memory addresses in default reprs blanked (sentinel objects differ per process)."""
-    return [(name, kind, re.sub(r"0x[0-9a-f]+", "0x?", default) if default else default)
-            for name, kind, default in parameters]
+    def default_text(default):
+        if not default:
+            return default
+        default = re.sub(r"0x[0-9a-f]+", "0x?", default)
+        return re.sub(r"<class '[\w.]*\.(\w+)'>", r"<class \1>", default)  # same class, other module
+
+    return [(name, kind, default_text(default)) for name, kind, default in parameters]
 
 
 @pytest.mark.parametrize("module_name", CHECKED_MODULES)
@@ -140,6 +166,8 @@ def test_signatures_match(pyro4_surface, module_name):
             if normalised(public_parameters(value)) != normalised(entry["sig"]):
                 differences.append((name, entry["sig"], public_parameters(value)))
         for method, sig in entry["methods"].items():
+            if {"%s.%s" % (module_name, name), "%s.%s.%s" % (module_name, name, method)} & SIGNATURES_NOT_COMPARED:
+                continue
             member = inspect.getattr_static(value, method, None)
             if isinstance(member, (staticmethod, classmethod)):
                 member = member.__func__
