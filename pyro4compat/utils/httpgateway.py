@@ -454,6 +454,27 @@ def _listing(environ: Dict[str, Any], nameserver: Proxy) -> str:
             "%s</table>\n" % rows)
 
 
+def _braces_escaped(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+# The page, as a str.format template with Pyro4's four fields, so code that replaced Pyro4's
+# ``index_page_template`` to restyle the page keeps working.
+index_page_template = "".join([
+    _braces_escaped(_PAGE_HEAD),
+    "<h2>Currently exposed contents of name server on {hostname}:</h2>\n",
+    "<p>(Limited to 10 entries, exposed name pattern = '{ns_regex}')</p>\n",
+    "{name_server_contents_list}",
+    _braces_escaped(_examples("Name server examples: (these examples are working if you expose the "
+                              "Pyro.NameServer object)", _NS_EXAMPLES)),
+    _braces_escaped(_examples("Echoserver examples: (these examples are working if you expose the "
+                              "test.echoserver object)", _ECHO_EXAMPLES)),
+    "<h2>Pyro response data (via Ajax):</h2>\n",
+    'Call: <pre id="pyro_call"> &nbsp; </pre>\nResponse: <pre id="pyro_response"> &nbsp; </pre>\n',
+    "<p>Pyro version: {pyro_version} (pyro4compat %s)</p>\n</body>\n</html>\n" % _braces_escaped(__version__),
+])
+
+
 def return_homepage(environ: Dict[str, Any], start_response: StartResponse) -> List[bytes]:
     """The HTML page: the exposed names with their methods and attributes, and the script that calls them."""
     try:
@@ -468,19 +489,9 @@ def return_homepage(environ: Dict[str, Any], start_response: StartResponse) -> L
         print("Name server error:", exc)
         return _text(start_response, "500 Internal Server Error",
                      ("Error 500: the name server listing failed: %s" % exc).encode("utf-8"))
-    page = "".join([
-        _PAGE_HEAD,
-        "<h2>Currently exposed contents of name server on %s:</h2>\n" % html.escape(str(nameserver._pyroUri.location)),
-        "<p>(Limited to 10 entries, exposed name pattern = '%s')</p>\n" % html.escape(str(pyro_app.ns_regex)),
-        listing,
-        _examples("Name server examples: (these examples are working if you expose the Pyro.NameServer object)",
-                  _NS_EXAMPLES),
-        _examples("Echoserver examples: (these examples are working if you expose the test.echoserver object)",
-                  _ECHO_EXAMPLES),
-        "<h2>Pyro response data (via Ajax):</h2>\n",
-        'Call: <pre id="pyro_call"> &nbsp; </pre>\nResponse: <pre id="pyro_response"> &nbsp; </pre>\n',
-        "<p>Pyro version: %s (pyro4compat %s)</p>\n</body>\n</html>\n" % (constants.VERSION, __version__),
-    ])
+    page = index_page_template.format(
+        ns_regex=html.escape(str(pyro_app.ns_regex)), name_server_contents_list=listing,
+        pyro_version=constants.VERSION, hostname=html.escape(str(nameserver._pyroUri.location)))
     start_response("200 OK", [("Content-Type", "text/html")])
     return [page.encode("utf-8")]
 
