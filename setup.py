@@ -19,6 +19,7 @@ OPTIONAL["test"] = OPTIONAL["all"] + [
     "pytest>=7",
     "pytest-timeout>=2",
     "hypothesis>=6",
+    "sphinx>=7",  # tests/integration/test_docs.py builds docs/ with warnings as errors
 ]
 
 setup(
