@@ -1,0 +1,332 @@
+"""pyro4compat against real Pyro4 4.82, side by side, in one run (issue 7).
+
+    python benchmarks/run.py [--quick] [--repeat N] [--only FIG[,FIG]] [--servertype T]
+                             [--serializer S] [--duration SEC] [--json FILE] [--cpu]
+
+Every server and every client is its own process (``worker.py``): real Pyro4 runs from a
+clean environment, pyro4compat with ``PYTHONPATH=<repo>``; servers listen on 127.0.0.1
+port 0. For each figure the measurements alternate (ours, Pyro4, ours, Pyro4, ...) so drift
+of the machine hits both alike; the table shows medians and the pyro4compat/Pyro4 ratio
+(above 1 means pyro4compat is faster). ``--only connections`` runs the separate idle
+connection figures (thread server, 10/100/1,000 idle proxies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LIBRARIES = ("pyro4compat", "Pyro4")
+FIGURES = ("small_calls", "oneway", "batch", "bytes_10mb", "nested_1mb", "threads4", "connect",
+           "iterator", "ns_register", "ns_lookup")
+UNITS = {"bytes_10mb": "MB/s", "nested_1mb": "MB/s", "iterator": "items/s", "ns_register": "ops/s",
+         "ns_lookup": "ops/s"}
+EXTRA_SERIALIZERS = {"bytes_10mb": ("pickle",)}  # besides --serializer's list
+# Issue 7's targets, as pyro4compat/Pyro4 ratios; None = any serializer.
+TARGETS: Dict[Tuple[str, Optional[str]], float] = {
+    ("small_calls", "serpent"): 3.0, ("small_calls", "marshal"): 2.5, ("oneway", None): 3.0,
+    ("batch", None): 2.0, ("bytes_10mb", "serpent"): 10.0, ("bytes_10mb", "marshal"): 2.0,
+    ("bytes_10mb", "pickle"): 2.0, ("threads4", None): 3.0, ("connect", None): 2.0,
+    ("ns_lookup", None): 2.0,
+}
+# Per figure: minimum ops of one measurement (slow figures: a few ops, not a fixed time).
+MIN_OPS = {"bytes_10mb": 2, "nested_1mb": 1, "batch": 2000}
+CONNECTION_COUNTS = "10,100,1000"
+ACTIVE_PROXIES = 4
+
+
+class Worker:
+    """A child ``worker.py`` process and its JSON-lines channel."""
+
+    def __init__(self, library: str, role: str, options: Optional[Dict[str, Any]] = None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYRO_") and k != "PYTHONPATH"}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if library == "pyro4compat":
+            env["PYTHONPATH"] = str(REPO)
+        self.library = library
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "worker.py"), library, role, json.dumps(options or {})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=str(HERE))
+        self.hello = self.receive(60.0)
+
+    def receive(self, timeout: float) -> Dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line:
+            self.stop()
+            raise RuntimeError("%s worker gave no answer (exit code %s)" % (self.library, self.proc.poll()))
+        return json.loads(line)
+
+    def request(self, job: Dict[str, Any], timeout: float = 300.0) -> Dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        self.proc.stdin.flush()
+        return self.receive(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close stdin (the worker's signal to finish), wait, kill only if it hangs."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def start_workers(role: str, options: Optional[Dict[str, Any]] = None) -> Dict[str, Worker]:
+    """One worker per library; if one fails to start, the others are stopped."""
+    workers: Dict[str, Worker] = {}
+    try:
+        for lib in LIBRARIES:
+            workers[lib] = Worker(lib, role, options)
+    except BaseException:
+        for worker in workers.values():
+            worker.stop()
+        raise
+    return workers
+
+
+def server_uri(server: Worker) -> str:
+    return "PYRO:bench@" + server.hello["location"]
+
+
+def job_for(server: Worker, figure: str, serializer: str, duration: float,
+            params: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    return {"figure": figure, "serializer": serializer, "uri": server_uri(server),
+            "ns_uri": server.hello.get("ns_uri"), "server_pid": server.hello["pid"],
+            "duration": duration, "min_ops": MIN_OPS.get(figure, 1), "params": params or {}}
+
+
+def plan(figures: Iterable[str], serializers: List[str]) -> List[Tuple[str, str]]:
+    """(figure, serializer) pairs in run order."""
+    pairs = []
+    for figure in figures:
+        for serializer in list(serializers) + [s for s in EXTRA_SERIALIZERS.get(figure, ())
+                                               if s not in serializers]:
+            pairs.append((figure, serializer))
+    return pairs
+
+
+def rate(result: Dict[str, Any]) -> float:
+    return result["ops"] * result.get("scale", 1) / result["seconds"]
+
+
+def measure_main(args: argparse.Namespace, figures: List[str]) -> List[Dict[str, Any]]:
+    rows: List[Dict[str, Any]] = []
+    clients = start_workers("client")
+    try:
+        for servertype in args.servertype:
+            servers = start_workers("server", {"servertype": servertype})
+            try:
+                for figure, serializer in plan(figures, args.serializer):
+                    rows.append(measure_figure(args, clients, servers, figure, serializer, servertype))
+            finally:
+                for server in servers.values():
+                    server.stop()
+    finally:
+        for worker in clients.values():
+            worker.stop()
+    return rows
+
+
+def measure_figure(args: argparse.Namespace, clients: Dict[str, Worker], servers: Dict[str, Worker],
+                   figure: str, serializer: str, servertype: str) -> Dict[str, Any]:
+    runs: Dict[str, List[Dict[str, Any]]] = {lib: [] for lib in LIBRARIES}
+    errors: Dict[str, str] = {}
+    started = time.perf_counter()
+    for _ in range(args.repeat):
+        for lib in LIBRARIES:
+            if lib in errors:
+                continue
+            result = clients[lib].request(job_for(servers[lib], figure, serializer, args.duration))
+            if "error" in result:
+                errors[lib] = result["error"].strip().splitlines()[-1]
+                print("  %s %s/%s/%s failed: %s" % (lib, figure, serializer, servertype, errors[lib]),
+                      file=sys.stderr)
+            else:
+                runs[lib].append(result)
+    row: Dict[str, Any] = {"figure": figure, "serializer": serializer, "servertype": servertype,
+                           "unit": UNITS.get(figure, "calls/s"), "errors": errors}
+    for lib in LIBRARIES:
+        rates = [rate(r) for r in runs[lib]]
+        row[lib] = {"median": statistics.median(rates) if rates else None, "runs": rates,
+                    "client_us": _cpu_per_op(runs[lib], "client_cpu"),
+                    "server_us": _cpu_per_op(runs[lib], "server_cpu")}
+    ours, theirs = row["pyro4compat"]["median"], row["Pyro4"]["median"]
+    row["ratio"] = ours / theirs if ours and theirs else None
+    row["target"] = TARGETS.get((figure, serializer), TARGETS.get((figure, None)))
+    if not args.no_progress:
+        print("  %-12s %-8s %-9s %-6s (%.1f s)" % (figure, serializer, servertype, _fmt_ratio(row["ratio"]),
+                                                  time.perf_counter() - started),
+              file=sys.stderr, flush=True)
+    return row
+
+
+def _cpu_per_op(results: List[Dict[str, Any]], key: str) -> Optional[float]:
+    """Median CPU µs per op (per counted unit) over the runs, None if unknown."""
+    values = [r[key] * 1e6 / (r["ops"] * r.get("scale", 1)) for r in results if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def measure_connections(args: argparse.Namespace) -> List[Dict[str, Any]]:
+    rows: List[Dict[str, Any]] = []
+    clients = start_workers("client")
+    try:
+        for count in args.counts:
+            for rep in range(args.repeat):
+                for lib in LIBRARIES:
+                    server = Worker(lib, "server", {"servertype": "thread", "ns": False})
+                    try:
+                        job = job_for(server, "connections", args.serializer[0], args.duration,
+                                      {"idle": count, "active": ACTIVE_PROXIES})
+                        result = clients[lib].request(job)
+                    finally:
+                        server.stop()
+                    result.update({"library": lib, "idle": count, "repeat": rep})
+                    rows.append(result)
+                    if "error" in result:
+                        print("  %s connections %d failed: %s" % (lib, count, result["error"]), file=sys.stderr)
+                    elif not args.no_progress:
+                        print("  connections %-5d %-12s done" % (count, lib), file=sys.stderr, flush=True)
+    finally:
+        for worker in clients.values():
+            worker.stop()
+    return rows
+
+
+def _fmt(value: Optional[float], digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return "{:,.{}f}".format(value, digits)
+
+
+def _fmt_ratio(ratio: Optional[float]) -> str:
+    return "-" if ratio is None else "%.2fx" % ratio
+
+
+def main_table(rows: List[Dict[str, Any]], cpu: bool) -> str:
+    header = ["figure", "serializer", "server", "unit", "pyro4compat", "Pyro4", "ratio", "target"]
+    if cpu:
+        header += ["ours cli/srv us", "Pyro4 cli/srv us"]
+    lines = [header]
+    for row in rows:
+        digits = 1 if row["unit"] == "MB/s" else 0
+        target = row["target"]
+        verdict = "n/a" if row["ratio"] is None else ("met" if row["ratio"] >= (target or 0) else "MISSED")
+        mark = "" if target is None else "%.1fx %s" % (target, verdict)
+        line = [row["figure"], row["serializer"], row["servertype"], row["unit"]]
+        line += ["error" if lib in row["errors"] else _fmt(row[lib]["median"], digits) for lib in LIBRARIES]
+        line += [_fmt_ratio(row["ratio"]), mark]
+        if cpu:
+            line += ["%s/%s" % (_fmt(row[lib]["client_us"], 1), _fmt(row[lib]["server_us"], 1))
+                     for lib in LIBRARIES]
+        lines.append(line)
+    return _render(lines)
+
+
+def connections_table(rows: List[Dict[str, Any]], counts: List[int]) -> str:
+    header = ["idle", "library", "connected", "refused", "threads", "rss MB", "KB/idle",
+              "active calls/s", "active p50 us", "active p99 us", "wake p50 us"]
+    lines = [header]
+    for count in counts:
+        for lib in LIBRARIES:
+            runs = [r for r in rows if r["idle"] == count and r["library"] == lib and "error" not in r]
+            if not runs:
+                if any(r["idle"] == count for r in rows):
+                    lines.append([str(count), lib, "error"] + [""] * (len(header) - 3))
+                continue
+
+            def med(key: str) -> Optional[float]:
+                values = [r[key] for r in runs if r.get(key) is not None]
+                return statistics.median(values) if values else None
+            lines.append([str(count), lib, _fmt(med("idle_connected")), _fmt(med("refused")),
+                          _fmt(med("threads_after_wakes")), _fmt(med("rss_after_mb"), 1),
+                          _fmt(med("kb_per_idle"), 1), _fmt(med("active_calls_per_s")),
+                          _fmt(med("active_p50_us")), _fmt(med("active_p99_us")), _fmt(med("wake_p50_us"))])
+    return _render(lines)
+
+
+def _render(lines: List[List[str]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for index, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) if i < 4 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
+        if index == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one short run per figure (~30 s)")
+    parser.add_argument("--repeat", type=int, help="measurements per library and figure (default 3, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.4, quick 0.1)")
+    parser.add_argument("--only", help="comma-separated figures (%s) or 'connections'" % ", ".join(FIGURES))
+    parser.add_argument("--servertype", choices=("thread", "multiplex", "both"),
+                        help="server type(s) to measure (default both, quick: thread)")
+    parser.add_argument("--serializer", default="serpent,marshal",
+                        help="comma-separated serializers (default serpent,marshal; bytes_10mb adds pickle)")
+    parser.add_argument("--counts", default=CONNECTION_COUNTS,
+                        help="idle proxy counts of the connections figures (default %s)" % CONNECTION_COUNTS)
+    parser.add_argument("--json", help="also write every measurement to this file")
+    parser.add_argument("--cpu", action="store_true", help="add client/server CPU µs per op columns")
+    parser.add_argument("--no-progress", action="store_true", help="no per-figure lines on stderr")
+    args = parser.parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.duration = args.duration or (0.1 if args.quick else 0.4)
+    args.servertype = args.servertype or ("thread" if args.quick else "both")
+    args.servertype = ["thread", "multiplex"] if args.servertype == "both" else [args.servertype]
+    args.counts = [int(c) for c in args.counts.split(",") if c]
+    args.serializer = [s for s in args.serializer.split(",") if s]
+    only = [f for f in (args.only or "").split(",") if f]
+    unknown = [f for f in only if f not in FIGURES and f != "connections"]
+    if unknown:
+        parser.error("unknown figure(s): %s" % ", ".join(unknown))
+    if "connections" in only and len(only) > 1:
+        parser.error("'connections' is a figure set of its own: run it alone")
+    args.figures = only or list(FIGURES)
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    python = "Python %s" % sys.version.split()[0]
+    if args.figures == ["connections"]:
+        rows = measure_connections(args)
+        print("Idle connections on a thread server (%d active proxies calling), %s" % (ACTIVE_PROXIES, python))
+        print(connections_table(rows, args.counts))
+    else:
+        rows = measure_main(args, args.figures)
+        print("pyro4compat vs Pyro4 4.82, medians of %d x %.2f s, %s (ratio > 1: pyro4compat faster)"
+              % (args.repeat, args.duration, python))
+        print(main_table(rows, args.cpu))
+        for row in rows:
+            for lib, error in sorted(row["errors"].items()):
+                print("error: %s %s/%s/%s: %s" % (lib, row["figure"], row["serializer"], row["servertype"], error))
+    print("(%.0f s)" % (time.time() - started))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"argv": sys.argv[1:], "python": python, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
