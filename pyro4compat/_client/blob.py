@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._serializers import get_serializer_by_id
+from ..errors import SerializeError
 from ..message import FLAGS_COMPRESSED
 
 __all__ = ["SerializedBlob"]
@@ -29,5 +30,10 @@ class SerializedBlob:
             return self._data
         msg = self._data
         serializer = get_serializer_by_id(msg.serializer_id)
-        _, _, vargs, _ = serializer.deserializeCall(msg.data, msg.flags & FLAGS_COMPRESSED)
-        return vargs
+        # The sender put the blob's data where a call's arguments go: it can be any value, so
+        # this reads the call loosely rather than through deserializeCall's argument checks.
+        call = serializer.deserializeData(msg.data, msg.flags & FLAGS_COMPRESSED)
+        try:
+            return call["params"] if isinstance(call, dict) else call[2]  # json's call form is a dict
+        except (KeyError, IndexError, TypeError):
+            raise SerializeError("invalid blob data: not a serialized call") from None
