@@ -36,7 +36,9 @@ class Dispatcher:
 def test_blob_of_any_value_reaches_the_handler(servertype, serve, serializer, data):
     config.SERIALIZER = serializer
     config.SERIALIZERS_ACCEPTED = {serializer}
+    # Two daemons: a multiplex daemon can't serve the handler while it runs the dispatcher.
+    handler_daemon = core.Daemon(host="127.0.0.1")
     daemon = core.Daemon(host="127.0.0.1")
-    dispatcher_uri = daemon.register(Dispatcher(daemon.register(Handler())))
-    with serve(daemon), core.Proxy(dispatcher_uri) as dispatcher:
+    dispatcher_uri = daemon.register(Dispatcher(handler_daemon.register(Handler())))
+    with serve(handler_daemon), serve(daemon), core.Proxy(dispatcher_uri) as dispatcher:
         assert dispatcher.dispatch(core.SerializedBlob("info", data)) == data
