@@ -24,6 +24,12 @@ size limit before buffering a body, and only ever holds bytes that actually arri
 deterministic: a reader that raised keeps raising the same error for the same buffered bytes, so the
 caller's only sensible move is to drop the connection.
 
+A server may instead ask the reader to *discard* a message over the limit (``discard_oversized``):
+if the message is no larger than :func:`discard_limit` allows, its bytes are counted off as they
+arrive (never buffered) and the reader then hands out an :class:`Oversized` event carrying just the
+header, so the server can answer ``MessageTooLargeError`` on a stream that is still in step. A larger
+one still raises, and the connection is closed.
+
 Every malformed input raises a :class:`~pyro4compat.errors.ProtocolError` subclass (or
 ``SecurityError`` for HMAC problems) carrying Pyro4's own message text where Pyro4 has one.
 """
@@ -44,7 +50,8 @@ __all__ = [
     "FLAGS_EXCEPTION", "FLAGS_COMPRESSED", "FLAGS_ONEWAY", "FLAGS_BATCH", "FLAGS_META_ON_CONNECT",
     "FLAGS_ITEMSTREAMRESULT", "FLAGS_KEEPSERIALIZED", "MSG_TYPE_NAMES", "VALID_MSG_TYPES", "FLAG_NAMES",
     "HEADER_FORMAT", "HEADER_SIZE", "CHECKSUM_MAGIC", "MAX_DATA_SIZE", "MAX_ANNOTATIONS_SIZE",
-    "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "NEED_DATA", "Header", "Frame", "FrameReader",
+    "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "NEED_DATA", "Header", "Frame", "Oversized", "FrameReader",
+    "DISCARD_MINIMUM", "discard_limit",
     "checksum", "pack_header", "unpack_header", "annotations_size", "encode_annotations",
     "decode_annotations", "compute_hmac", "with_hmac", "hmac_problem", "verify_hmac", "secure_compare",
     "check_message_size", "max_size_text", "compress_payload", "decompress_payload", "encode_message",
@@ -193,6 +200,21 @@ def unpack_header(data: BytesLike) -> Header:
 def max_size_text(size: int, max_size: int) -> str:
     """Pyro4's wording for a message over ``MAX_MESSAGE_SIZE``."""
     return "max message size exceeded (%d where max=%d)" % (size, max_size)
+
+
+DISCARD_MINIMUM = 1 << 20  # a server reads off (and drops) at least this much beyond its limit
+
+
+def discard_limit(max_size: int) -> int:
+    """The largest message (annotations + data) a server with ``max_size`` still reads off to answer it.
+
+    ``max_size`` plus the larger of ``max_size`` and 1 MiB: enough for the usual "a bit too big"
+    call to get a ``MessageTooLargeError`` reply, while a header claiming gigabytes gets the
+    connection closed instead of a long read. 0 (no limit) gives 0.
+    """
+    if max_size <= 0:
+        return 0
+    return max_size + max(max_size, DISCARD_MINIMUM)
 
 
 def check_message_size(data_size: int, anns_size: int, max_size: int) -> None:
@@ -394,6 +416,12 @@ class Frame(NamedTuple):
     payload: bytes
 
 
+class Oversized(NamedTuple):
+    """A message over the limit whose bytes were all read and dropped (see ``discard_oversized``)."""
+
+    header: Header
+
+
 def _check_prefix(buffer: BytesLike) -> None:
     """Reject a stream as soon as its first bytes cannot start a protocol 48 header."""
     count = min(len(buffer), len(HEADER_PREFIX))
@@ -408,16 +436,25 @@ class FrameReader:
     :data:`NEED_DATA`. ``bytes_needed`` says how many more bytes the current frame still lacks,
     so a blocking caller can ``recv`` exactly that much. Only received bytes are ever buffered;
     a header's claimed size is checked against ``max_message_size`` (0 = unlimited) first.
+    With ``discard_oversized``, a message over the limit but within :func:`discard_limit` is
+    dropped as it arrives and reported as :class:`Oversized` instead of raising.
     """
 
-    def __init__(self, max_message_size: int = 0) -> None:
+    def __init__(self, max_message_size: int = 0, discard_oversized: bool = False) -> None:
         self.max_message_size = max_message_size
+        self.discard_oversized = discard_oversized
         self._buffer = bytearray()
         self._header: Optional[Header] = None
         self._annotations: Optional[Dict[str, bytes]] = None
+        self._skipping: Optional[Header] = None   # the oversized message being dropped
+        self._skip_left = 0
 
     def feed(self, data: BytesLike) -> None:
         """Add received bytes (any split: a byte, a message, several messages)."""
+        if self._skip_left:
+            dropped = min(self._skip_left, len(data))
+            self._skip_left -= dropped
+            data = data[dropped:]
         self._buffer += data
 
     @property
@@ -428,20 +465,26 @@ class FrameReader:
     @property
     def pending_header(self) -> Optional[Header]:
         """The header of the frame being received, once it has been parsed."""
-        return self._header
+        return self._header or self._skipping
 
     @property
     def bytes_needed(self) -> int:
         """How many more bytes the frame in progress needs (0: call ``next_frame()``)."""
+        if self._skipping is not None:
+            return self._skip_left
         if self._header is None:
             return max(HEADER_SIZE - len(self._buffer), 0)
         return max(HEADER_SIZE + self._header.total_size - len(self._buffer), 0)
 
-    def next_frame(self) -> Union[Frame, _Sentinel]:
-        """The next complete frame, or ``NEED_DATA``; raises ``ProtocolError`` on malformed input."""
+    def next_frame(self) -> Union[Frame, Oversized, _Sentinel]:
+        """The next complete frame (or ``Oversized`` event), else ``NEED_DATA``; ``ProtocolError`` on bad input."""
+        if self._skipping is not None:
+            return self._finish_skip()
         header = self._header or self._read_header()
         if header is None:
             return NEED_DATA
+        if self._skipping is not None:
+            return self._finish_skip()
         buffer = self._buffer
         anns_end = HEADER_SIZE + header.annotations_size
         if len(buffer) < anns_end:
@@ -465,9 +508,23 @@ class FrameReader:
             _check_prefix(buffer)
             return None
         header = unpack_header(bytes(buffer[:HEADER_SIZE]))
-        check_message_size(header.data_size, header.annotations_size, self.max_message_size)
+        try:
+            check_message_size(header.data_size, header.annotations_size, self.max_message_size)
+        except MessageTooLargeError:
+            if not self.discard_oversized or header.total_size > discard_limit(self.max_message_size):
+                raise
+            arrived = min(len(buffer) - HEADER_SIZE, header.total_size)
+            del buffer[:HEADER_SIZE + arrived]  # what of it already arrived goes right away
+            self._skipping, self._skip_left = header, header.total_size - arrived
+            return header
         self._header = header
         return header
+
+    def _finish_skip(self) -> Union[Oversized, _Sentinel]:
+        if self._skip_left:
+            return NEED_DATA
+        header, self._skipping = self._skipping, None
+        return Oversized(header)  # type: ignore[arg-type]
 
 
 def iter_frames(reader: FrameReader) -> Iterator[Frame]:

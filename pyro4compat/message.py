@@ -126,6 +126,12 @@ class Message(object):
             log.error("connection %s: %s", connection, exc)
             connection.close()  # no reply possible: the stream position is lost
             raise _fail(exc, msg)
+        return cls._recv_body(connection, msg, requiredMsgTypes, hmac_key)
+
+    @classmethod
+    def _recv_body(cls, connection: Any, msg: "Message", requiredMsgTypes: Optional[Container[int]],
+                   hmac_key: Optional[bytes]) -> "Message":
+        """The rest of ``recv`` once the header is in and its size accepted (the daemon's path too)."""
         if requiredMsgTypes and msg.type not in requiredMsgTypes:
             text = "invalid msg type %d received" % msg.type
             log.error(text)

@@ -450,13 +450,19 @@ def _wrap_tls(sock: socket.socket, context: Any, bind: Any, connect: Any) -> soc
     return context.wrap_socket(sock, server_side=False, server_hostname=hostname)
 
 
+LISTEN_BACKLOG = max(socket.SOMAXCONN, 100)
+
+
 def _bind_and_listen(sock: Any, bind: Any) -> None:
     if type(bind) is tuple and bind[1] == 0:
         bindOnUnusedPort(sock, bind[0])
     else:
         sock.bind(bind)
     try:
-        sock.listen(100)
+        # Pyro4 listens with a backlog of 100; a burst of connects (a reconnect storm) then
+        # overflows the queue and every further connect waits for a SYN retry (1 s, 3 s, ...).
+        # The system maximum (the kernel caps it at somaxconn) absorbs such a burst.
+        sock.listen(LISTEN_BACKLOG)
     except OSError:
         pass
 

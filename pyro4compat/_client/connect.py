@@ -69,9 +69,9 @@ def open_connection(uri: URI, serializer: Any, handshake: Any, hmac_key: Optiona
         if config.LOGWIRE:
             log_wiredata(log, "proxy connect response received", msg)
         response = "?"
+        msg.decompress_if_needed()  # bounded by MAX_MESSAGE_SIZE
         if msg.data:
-            response = get_serializer_by_id(msg.serializer_id).deserializeData(
-                msg.data, compressed=msg.flags & FLAGS_COMPRESSED)
+            response = get_serializer_by_id(msg.serializer_id).deserializeData(msg.data)
     except Exception as exc:
         if conn is not None:
             conn.close()

@@ -359,9 +359,10 @@ class Proxy:
         if reply.annotations:
             current_context.response_annotations = reply.annotations
             self._pyroResponseAnnotations(reply.annotations, reply.type)
+        reply.decompress_if_needed()  # bounded by MAX_MESSAGE_SIZE: a zlib bomb can't inflate here
         if self._pyroRawWireResponse:
-            return reply.decompress_if_needed()
-        data = serializer.deserializeData(reply.data, compressed=reply.flags & FLAGS_COMPRESSED)
+            return reply
+        data = serializer.deserializeData(reply.data)
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
             stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
             if not stream_id:

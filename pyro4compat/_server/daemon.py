@@ -222,7 +222,11 @@ class Daemon:
 
     def handleRequest(self, conn: Any) -> None:
         """Receive one message from ``conn`` and answer it."""
-        msg = dispatch.Message.recv(conn, dispatch.REQUEST_TYPES, hmac_key=self._pyroHmacKey)
+        try:
+            msg = dispatch.receive_message(self, conn, dispatch.REQUEST_TYPES)
+        except errors.MessageTooLargeError as exc:
+            dispatch.answer_oversized(self, conn, exc)  # re-raises (drop the connection) if not read off
+            return
         dispatch.handle_request(self, conn, msg)
 
     def _handshake_message(self, conn: Any, msg: Any) -> bool:
@@ -232,6 +236,10 @@ class Daemon:
     def _handle_message(self, conn: Any, msg: Any) -> None:
         """Like ``handleRequest`` for a message the transport already received."""
         dispatch.handle_request(self, conn, msg)
+
+    def _handle_oversized(self, conn: Any, exc: Any) -> None:
+        """Like ``handleRequest`` for an oversized request the transport read off and dropped."""
+        dispatch.answer_oversized(self, conn, exc)
 
     def _clientDisconnect(self, conn: Any) -> None:
         self._streams.client_disconnected(conn, config.ITER_STREAM_LINGER)

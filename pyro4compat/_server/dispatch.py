@@ -18,6 +18,13 @@ security errors, and errors from ``@callback`` methods, are re-raised so the tra
 the connection (security) or logs them (callbacks), as Pyro4 does. Replies are only ever
 encoded with a serializer the daemon accepts; before the request's serializer is known, or
 when it is not accepted, marshal is used.
+
+Size limits: a message over ``MAX_MESSAGE_SIZE`` is read off and thrown away when it is no
+larger than ``_protocol.discard_limit`` allows (:func:`receive_message`, or the multiplex
+server's frame reader), then answered: ``MessageTooLargeError`` as an exception reply after the
+handshake (the connection stays usable), CONNECTFAIL before it. A larger one closes the
+connection. A compressed request is inflated here, bounded by ``MAX_MESSAGE_SIZE`` too, so a
+zlib bomb gets the same reply instead of costing the daemon its memory.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import threading
 import uuid
 from typing import Any, Dict, Optional, Tuple
 
-from .. import constants, errors
+from .. import _protocol, constants, errors
 from .._client.blob import SerializedBlob
 from .._context import current_context
 from .._serializers import get_serializer_by_id
@@ -44,12 +51,68 @@ from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITE
 from .exposure import get_exposed_property_value, getAttribute, set_exposed_property_value
 from .streams import is_stream_result
 
-__all__ = ["handshake", "handle_request", "send_exception_reply", "MARSHAL_ID"]
+__all__ = ["handshake", "handle_request", "send_exception_reply", "receive_message", "answer_oversized",
+           "MARSHAL_ID"]
 
 log = logging.getLogger("Pyro4.core")
 
 MARSHAL_ID = 3  # the serializer of replies sent before the request's own serializer is known
 REQUEST_TYPES = (MSG_INVOKE, MSG_PING)
+_DISCARD_CHUNK = 64 * 1024
+
+
+# --- receiving, with the daemon's answer to oversized messages --------------------------------------
+
+def receive_message(daemon: Any, conn: Any, required_types: Any) -> Message:
+    """``Message.recv`` as the daemon does it: an oversized message is read off, not fatal.
+
+    Raises ``MessageTooLargeError`` (with ``pyroMsg``, the header) when the message is over
+    ``MAX_MESSAGE_SIZE``; its bytes have been received and dropped when ``_pyroDiscarded`` is set
+    on the error (the stream is still in step), otherwise the caller must close the connection.
+    """
+    msg = Message.from_header(conn.recv(_protocol.HEADER_SIZE))
+    msg.hmac_key = daemon._pyroHmacKey
+    max_size = config.MAX_MESSAGE_SIZE
+    total = msg.data_size + msg.annotations_size
+    if 0 < max_size < total:
+        exc = errors.MessageTooLargeError(_protocol.max_size_text(total, max_size))
+        log.error("connection %s: %s", conn, exc)
+        exc.pyroMsg = msg  # type: ignore[attr-defined]
+        if total <= _protocol.discard_limit(max_size):
+            _discard(conn, total)
+            exc._pyroDiscarded = True  # type: ignore[attr-defined]
+        raise exc
+    return Message._recv_body(conn, msg, required_types, daemon._pyroHmacKey)
+
+
+def _discard(conn: Any, count: int) -> None:
+    """Receive and drop ``count`` bytes, a chunk at a time (never the whole claimed size at once)."""
+    while count > 0:
+        count -= len(conn.recv(min(count, _DISCARD_CHUNK)))
+
+
+def answer_oversized(daemon: Any, conn: Any, exc: errors.MessageTooLargeError) -> None:
+    """Reply ``MessageTooLargeError`` to a request that was read off; re-raise when it was not."""
+    msg = getattr(exc, "pyroMsg", None)
+    if msg is None or not getattr(exc, "_pyroDiscarded", False):
+        raise exc
+    if msg.type not in REQUEST_TYPES:
+        raise errors.ProtocolError("invalid msg type %d received" % msg.type)
+    if not msg.flags & FLAGS_ONEWAY:
+        _reply_too_large(daemon, conn, msg.seq, msg.serializer_id, str(exc))
+
+
+def _reply_too_large(daemon: Any, conn: Any, seq: int, serializer_id: int, text: str) -> None:
+    reply = errors.MessageTooLargeError(text)  # a fresh one: no received message attached to it
+    send_exception_reply(daemon, conn, seq, serializer_id, reply, formatTraceback(type(reply), reply, None))
+
+
+def _inflate(msg: Message) -> None:
+    """Decompress a compressed request in place, never beyond ``MAX_MESSAGE_SIZE`` (a zlib bomb)."""
+    try:
+        msg.decompress_if_needed()
+    except errors.MessageTooLargeError as exc:
+        raise errors.MessageTooLargeError(str(exc)) from None  # without the pyroMsg attached to exc
 
 
 def _set_correlation_id(annotations: Dict[str, bytes]) -> None:
@@ -71,7 +134,7 @@ def handshake(daemon: Any, conn: Any, msg: Optional[Message] = None,
     serializer_id, seq = MARSHAL_ID, 0
     try:
         if msg is None:
-            msg = Message.recv(conn, [MSG_CONNECT], hmac_key=daemon._pyroHmacKey)
+            msg = receive_message(daemon, conn, [MSG_CONNECT])
         seq = msg.seq
         if denied_reason:
             raise errors.CommunicationError(denied_reason)
@@ -82,7 +145,8 @@ def handshake(daemon: Any, conn: Any, msg: Optional[Message] = None,
         _set_correlation_id(msg.annotations)
         serializer_id = msg.serializer_id
         serializer = get_serializer_by_id(serializer_id)
-        data = serializer.deserializeData(msg.data, msg.flags & FLAGS_COMPRESSED)
+        _inflate(msg)
+        data = serializer.deserializeData(msg.data)
         if not isinstance(data, dict) or "handshake" not in data:
             raise errors.ProtocolError("invalid handshake data")
         response = daemon.validateHandshake(conn, data["handshake"])
@@ -123,7 +187,7 @@ def _blob_call(msg: Message) -> Tuple[str, str, tuple, dict]:
     return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
 
 
-def _record_context(conn: Any, msg: Message) -> None:
+def _record_context(conn: Any, msg: Message, flags: int) -> None:
     current_context.client = conn
     try:
         # kept apart from conn: a oneway call may run after the socket is gone
@@ -132,7 +196,7 @@ def _record_context(conn: Any, msg: Message) -> None:
         current_context.client_sock_addr = None
     current_context.seq = msg.seq
     current_context.annotations = msg.annotations
-    current_context.msg_flags = msg.flags
+    current_context.msg_flags = flags  # as received (inflating cleared COMPRESSED on msg)
     current_context.serializer_id = msg.serializer_id
 
 
@@ -178,11 +242,17 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
         if serializer_id not in daemon._accepted_serializer_ids:
             raise errors.SerializeError("message used serializer that is not accepted: %d" % serializer_id)
         serializer = get_serializer_by_id(serializer_id)
+        try:
+            _inflate(msg)
+        except errors.MessageTooLargeError as exc:
+            if not flags & FLAGS_ONEWAY:
+                _reply_too_large(daemon, conn, seq, serializer_id, str(exc))
+            return
         if flags & FLAGS_KEEPSERIALIZED:
             object_id, method, vargs, kwargs = _blob_call(msg)
         else:
-            object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data, compressed=flags & FLAGS_COMPRESSED)
-        _record_context(conn, msg)
+            object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data)
+        _record_context(conn, msg, flags)
         del msg
         outcome = _call(daemon, conn, object_id, method, vargs, kwargs or {}, flags, callback)
         if outcome is _NO_REPLY:

@@ -11,7 +11,10 @@ from an external loop) is the only thread that touches the selector and the clie
   connection's :class:`~pyro4compat._protocol.FrameReader`; only complete messages are
   dispatched, through ``daemon._handshake_message`` / ``daemon._handle_message``. Size limits,
   message types and HMAC are checked here first, with Pyro4's errors: before the handshake they
-  become the CONNECTFAIL Pyro4 would send, afterwards the connection is closed.
+  become the CONNECTFAIL Pyro4 would send, afterwards the connection is closed. A message over
+  ``MAX_MESSAGE_SIZE`` (but within ``_protocol.discard_limit``) is dropped by the reader as it
+  arrives, never buffered, and then answered: CONNECTFAIL before the handshake,
+  ``daemon._handle_oversized`` (a ``MessageTooLargeError`` reply) after it.
 * **Writing may block briefly**: replies go out with blocking sends bounded by ``COMMTIMEOUT``
   (as in Pyro4), so a client that stops reading stalls the loop until its socket buffer drains
   or the timeout hits.
@@ -94,7 +97,7 @@ class _Client(object):
 
     def __init__(self, conn: socketutil.SocketConnection, peer: Any, tls: bool) -> None:
         self.conn = conn
-        self.reader = _protocol.FrameReader(config.MAX_MESSAGE_SIZE)
+        self.reader = _protocol.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
         self.connected = False
         self.tls_pending = tls
         self.peer = peer
@@ -263,7 +266,10 @@ class SocketServer_Multiplex(_LoopGuard):
                 return
             if frame is _protocol.NEED_DATA:
                 return
-            self._dispatch(client, frame)  # type: ignore[arg-type]
+            if isinstance(frame, _protocol.Oversized):
+                self._oversized(client, frame.header)
+            else:
+                self._dispatch(client, frame)  # type: ignore[arg-type]
 
     def _receive(self, client: _Client) -> Optional[memoryview]:
         """What the socket has now, without waiting; b"" at EOF, None when TLS needs more bytes."""
@@ -308,16 +314,24 @@ class SocketServer_Multiplex(_LoopGuard):
             problem.pyroMsg = msg  # type: ignore[attr-defined]
             self._reject(client, problem)
             return
+        if client.connected:
+            self._serve(client, lambda conn: self.daemon._handle_message(conn, msg))
+        else:
+            self._serve(client, lambda conn: self._handshake(client, msg))
+
+    def _handshake(self, client: _Client, msg: Message) -> None:
+        if self.daemon._handshake_message(client.conn, msg):
+            client.connected = True
+        else:
+            self._drop(client, None)
+
+    def _serve(self, client: _Client, work: Callable[[Any], None]) -> None:
+        """Run ``work(conn)`` (it replies with blocking sends); any failure drops the connection."""
         conn = client.conn
         if self._tls is not None:
             conn.sock.settimeout(config.COMMTIMEOUT or None)
         try:
-            if client.connected:
-                self.daemon._handle_message(conn, msg)
-            elif self.daemon._handshake_message(conn, msg):
-                client.connected = True
-            else:
-                self._drop(client, None)
+            work(conn)
         except Exception as exc:
             if client.connected:
                 _log_request_error(log, exc, client.peer)
@@ -327,6 +341,17 @@ class SocketServer_Multiplex(_LoopGuard):
         else:
             if self._tls is not None and client.conn in self._clients:
                 conn.sock.setblocking(False)
+
+    def _oversized(self, client: _Client, header: _protocol.Header) -> None:
+        """A message over the limit was read off and dropped: say so (the stream is still in step)."""
+        exc = errors.MessageTooLargeError(_protocol.max_size_text(header.total_size, client.reader.max_message_size))
+        exc.pyroMsg = message_from_frame(_protocol.Frame(header, {}, b""), None)  # type: ignore[attr-defined]
+        exc._pyroDiscarded = True  # type: ignore[attr-defined]
+        if not client.connected:
+            self._reject(client, exc)
+            return
+        log.error("connection %s: %s", client.conn, exc)
+        self._serve(client, lambda conn: self.daemon._handle_oversized(conn, exc))
 
     def _reject(self, client: _Client, exc: Exception) -> None:
         """A receive error: Pyro4 answers it with CONNECTFAIL before the handshake, else just closes."""

@@ -25,7 +25,7 @@ exhaust the server. Here a connection only holds a worker while it has work:
   queued when every worker is busy, never refused.
 * **"no free workers"**: a *new* connection is refused (CONNECTFAIL with Pyro4's text
   ``"no free workers, increase server threadpool size"``) only when all ``THREADPOOL_SIZE``
-  workers are busy and ``NEW_CONNECTION_BACKLOG`` (100, like the listen backlog) jobs are
+  workers are busy and ``NEW_CONNECTION_BACKLOG`` (100) jobs are
   already queued without a worker: a burst of connects is absorbed, a saturated server says
   so instead of letting clients wait without bound. The
   refusal is written from the loop thread without blocking: it uses the CONNECT message if it

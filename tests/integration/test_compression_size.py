@@ -14,7 +14,8 @@ import pytest
 import pyro4compat as Pyro4
 from pyro4compat import errors
 from pyro4compat.configuration import config
-from pyro4compat.message import FLAGS_COMPRESSED, MSG_INVOKE, Message
+from pyro4compat._serializers import get_serializer_by_id
+from pyro4compat.message import FLAGS_COMPRESSED, FLAGS_EXCEPTION, MSG_INVOKE, MSG_RESULT, Message
 
 from calls_support import daemon_serving
 
@@ -125,26 +126,31 @@ def test_server_reply_over_the_limit_drops_the_connection_as_pyro4_does(store_ur
         assert proxy.make(10) == "z" * 10  # a new connection serves the next call
 
 
-def test_server_closes_a_connection_that_announces_a_too_large_message(store_uri):
+def test_server_answers_a_too_large_message_and_keeps_the_connection(store_uri):
     config.MAX_MESSAGE_SIZE = 1000
     with Pyro4.Proxy(store_uri) as proxy:
         proxy._pyroBind()
         config.MAX_MESSAGE_SIZE = 0  # build an oversized request by hand, bypassing our own check
-        oversized = Message(MSG_INVOKE, b"x" * 5000, 1, 0, proxy._pyroSeq + 1).to_bytes()
+        proxy._pyroSeq += 1
+        oversized = Message(MSG_INVOKE, b"x" * 5000, 1, 0, proxy._pyroSeq).to_bytes()
         config.MAX_MESSAGE_SIZE = 1000
         proxy._pyroConnection.send(oversized)
-        with pytest.raises(errors.ConnectionClosedError):
-            proxy._pyroConnection.recv(Message.header_size)  # the daemon hung up without a reply
-        proxy._pyroRelease()
-        assert proxy.echo("still serving") == "still serving"
+        reply = Message.recv(proxy._pyroConnection, [MSG_RESULT])  # read off and answered, not a hang-up
+        assert reply.seq == proxy._pyroSeq and reply.flags & FLAGS_EXCEPTION
+        error = get_serializer_by_id(reply.serializer_id).deserializeData(reply.data)
+        assert isinstance(error, errors.MessageTooLargeError)
+        assert proxy.echo("still serving") == "still serving"  # same connection, still in step
 
 
-def test_compression_keeps_a_large_payload_under_the_limit(store_uri):
-    # MAX_MESSAGE_SIZE applies to the payload as sent: compressed, 50 kB of one letter fits.
+def test_limit_also_bounds_the_decompressed_payload(store_uri):
+    # Unlike Pyro4 4.82, MAX_MESSAGE_SIZE also bounds what a compressed payload inflates to:
+    # 50 kB of one letter compresses far below 5000 bytes, and is still refused.
     config.MAX_MESSAGE_SIZE = 5000
     config.COMPRESSION = True
     with Pyro4.Proxy(store_uri) as proxy:
-        assert proxy.echo("q" * 50000) == "q" * 50000
+        assert proxy.echo("q" * 2000) == "q" * 2000
+        with pytest.raises(errors.MessageTooLargeError):
+            proxy.echo("q" * 50000)
         config.COMPRESSION = False
         with pytest.raises(errors.MessageTooLargeError):
             proxy.echo("q" * 50000)
