@@ -338,6 +338,14 @@ def _revive(target: type, data: dict, classname: str) -> Any:
     raise errors.SerializeError("unsupported serialized class: " + classname)  # pragma: no cover
 
 
+UNICODE_ARRAY_CODES = frozenset({"u", "w"})  # "w" is Python 3.13's replacement for "u"
+
+
+def array_value(obj: Any) -> Any:
+    """An ``array.array`` as a serializer without array support sends it: text or a list."""
+    return obj.tounicode() if obj.typecode in UNICODE_ARRAY_CODES else obj.tolist()
+
+
 def serialize_core_object_to_dict(obj: Any) -> Dict[str, Any]:
     """A URI, Proxy or Daemon in the dict form the non-pickle serializers send (Pyro4's name)."""
     return SerializerBase.class_to_dict(obj)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from .. import errors
 from ..configuration import config
 from . import wirenames
-from .base import DeserializeGuard, SerializerBase
+from .base import DeserializeGuard, SerializerBase, array_value
 
 __all__ = ["JsonSerializer", "available", "json"]
 
@@ -38,10 +38,6 @@ available = json is not None
 _type_replacements: Dict[type, Callable[[Any], Any]] = {}
 
 
-def _array_value(obj: array.array) -> Any:
-    return obj.tounicode() if obj.typecode == "u" else obj.tolist()
-
-
 def _iso(obj: Any) -> str:
     return obj.isoformat()
 
@@ -52,7 +48,7 @@ _CONVERSIONS: Tuple[Tuple[type, Callable[[Any], Any]], ...] = (
     (uuid.UUID, str),
     (datetime.date, _iso),  # datetime.datetime is a date subclass: same conversion
     (decimal.Decimal, str),
-    (array.array, _array_value),
+    (array.array, array_value),
 )
 
 

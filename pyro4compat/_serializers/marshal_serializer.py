@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from .. import errors
 from . import wirenames
-from .base import DeserializeGuard, SerializerBase
+from .base import DeserializeGuard, SerializerBase, array_value
 
 __all__ = ["MarshalSerializer", "available", "check_marshal_data"]
 
@@ -129,10 +129,6 @@ def check_marshal_data(data: bytes) -> None:
 
 
 # --- conversion to marshal-able values -----------------------------------------------------------
-def _array_value(obj: array.array) -> Any:
-    return obj.tounicode() if obj.typecode == "u" else obj.tolist()
-
-
 # container type -> rebuild with converted items
 _CONTAINERS: Dict[type, Callable[[Any, Callable[[Any], Any]], Any]] = {
     list: lambda obj, conv: [conv(x) for x in obj],
@@ -174,7 +170,7 @@ class MarshalSerializer(SerializerBase):
         if rebuild is not None:
             return rebuild(obj, self._convert_deep)
         if isinstance(obj, array.array):
-            return _array_value(obj)
+            return array_value(obj)
         return self._convert_deep(self.class_to_dict(obj))
 
     def loadsCall(self, data: Any) -> Tuple[Any, Any, Any, Any]:
@@ -198,7 +194,7 @@ class MarshalSerializer(SerializerBase):
         if isinstance(obj, _MARSHALABLE_TYPES):
             return obj
         if isinstance(obj, array.array):
-            return _array_value(obj)
+            return array_value(obj)
         return self.class_to_dict(obj)
 
     @classmethod

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from .. import errors
 from . import wirenames
-from .base import DeserializeGuard, SerializerBase
+from .base import DeserializeGuard, SerializerBase, array_value
 
 try:
     import msgpack
@@ -50,10 +50,6 @@ def _pack_datetime(obj: datetime.datetime) -> Any:
     return _ext(EXT_DATETIME, struct.pack("d", obj.timestamp()))
 
 
-def _array_value(obj: array.array) -> Any:
-    return obj.tounicode() if obj.typecode == "u" else obj.tolist()
-
-
 # type -> conversion msgpack can carry; isinstance, first match wins (Pyro4's order)
 _CONVERSIONS: Tuple[Tuple[type, Callable[[Any], Any]], ...] = (
     (set, tuple),
@@ -64,7 +60,7 @@ _CONVERSIONS: Tuple[Tuple[type, Callable[[Any], Any]], ...] = (
     (datetime.date, lambda obj: _ext(EXT_DATE, struct.pack("l", obj.toordinal()))),
     (decimal.Decimal, str),
     (numbers.Number, lambda obj: _ext(EXT_BIGNUMBER, str(obj).encode("ascii"))),
-    (array.array, _array_value),
+    (array.array, array_value),
 )
 
 

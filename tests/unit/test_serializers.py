@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import sys
 import datetime
 import decimal
 import uuid
@@ -75,6 +76,9 @@ DT = datetime.datetime(2024, 5, 6, 7, 8, 9)
 D = datetime.date(2024, 5, 6)
 
 # value, then the expected result per serializer where it isn't the value itself
+# Python 3.13 deprecated the "u" array type code in favour of "w".
+UNICODE_CODE = "w" if sys.version_info >= (3, 13) else "u"
+
 ROUND_TRIPS = [
     (None, {}), (True, {}), (42, {}), (-(2 ** 70), {}), (3.25, {}), (float("inf"), {}),
     ("h\u00e9llo \u2713", {}), ([1, "a", None], {}), ({"a": {"b": [1, 2]}}, {}),
@@ -91,7 +95,9 @@ ROUND_TRIPS = [
     (DT, {"serpent": DT.isoformat(), "json": DT.isoformat(), "marshal": errors.SerializeError}),
     (D, {"serpent": D.isoformat(), "json": D.isoformat(), "marshal": errors.SerializeError}),
     (array.array("i", [1, 2]), {name: [1, 2] for name in ("serpent", "json", "marshal", "msgpack")}),
-    (array.array("u", "ab"), {name: "ab" for name in ("serpent", "json", "marshal", "msgpack")}),
+    # serpent itself (like Pyro4 with it) knows "u" arrays as text, "w" ones only as a sequence
+    (array.array(UNICODE_CODE, "ab"), {"serpent": "ab" if UNICODE_CODE == "u" else ["a", "b"],
+                                       "json": "ab", "marshal": "ab", "msgpack": "ab"}),
 ]
 
 
