@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Tuple
 
 from .. import errors
-from . import wirenames
+from . import serpent_fast, wirenames
 from .base import DeserializeGuard, SerializerBase
 
 try:
@@ -29,25 +29,41 @@ __all__ = ["SerpentSerializer", "available"]
 available = serpent is not None
 
 
+def _literal(data: Any) -> Tuple[Any, bool]:
+    """The decoded value, and whether it may hold class dicts that ``recreate_classes`` must see."""
+    try:
+        return serpent_fast.loads_fast_tagged(data)
+    except serpent_fast.Unsupported:
+        return serpent.loads(data), True
+
+
 class SerpentSerializer(SerializerBase):
     """(De)serializer wrapping serpent."""
 
     serializer_id = 1
 
+    # The fast codec (serpent_fast) writes exactly serpent's bytes for plain builtin values and
+    # reads the literal subset serpent writes; anything else goes through serpent itself.
+
     def dumpsCall(self, obj: Any, method: str, vargs: Any, kwargs: Any) -> bytes:
-        return serpent.dumps((obj, method, vargs, kwargs), module_in_classname=True)
+        return (serpent_fast.dumps_call_fast(obj, method, vargs, kwargs)
+                or serpent.dumps((obj, method, vargs, kwargs), module_in_classname=True))
 
     def dumps(self, data: Any) -> bytes:
-        return serpent.dumps(data, module_in_classname=True)
+        return serpent_fast.dumps_fast(data) or serpent.dumps(data, module_in_classname=True)
 
     def loadsCall(self, data: Any) -> Tuple[Any, Any, Any, Any]:
         with DeserializeGuard("serpent"):
-            obj, method, vargs, kwargs = self._check_call(serpent.loads(data))
-            return obj, method, self.recreate_classes(vargs), self.recreate_classes(kwargs)
+            value, may_have_classes = _literal(data)
+            obj, method, vargs, kwargs = self._check_call(value)
+            if may_have_classes:
+                vargs, kwargs = self.recreate_classes(vargs), self.recreate_classes(kwargs)
+            return obj, method, vargs, kwargs
 
     def loads(self, data: Any) -> Any:
         with DeserializeGuard("serpent"):
-            return self.recreate_classes(serpent.loads(data))
+            value, may_have_classes = _literal(data)
+            return self.recreate_classes(value) if may_have_classes else value
 
     @classmethod
     def register_type_replacement(cls, object_type: type, replacement_function: Callable[[Any], Any]) -> None:
