@@ -223,6 +223,19 @@ class SerializerBase:
 
     # --- dict forms ----------------------------------------------------------------------------
     @classmethod
+    def encodable(cls, obj: Any, replacements: Dict[type, Callable[[Any], Any]],
+                  conversions: Any) -> Any:
+        """What an encoder's fallback hook hands back for ``obj``: its type replacement first,
+        then the first matching ``(type, convert)`` of ``conversions``, else its class dict."""
+        replacer = replacements.get(type(obj))
+        if replacer is not None:
+            obj = replacer(obj)
+        for kind, convert in conversions:
+            if isinstance(obj, kind):
+                return convert(obj)
+        return cls.class_to_dict(obj)
+
+    @classmethod
     def class_to_dict(cls, obj: Any) -> dict:
         """A non-serializable object as a dict (see the module docstring for the rules)."""
         if not isinstance(obj, BaseException):

@@ -79,13 +79,7 @@ class JsonSerializer(SerializerBase):
 
     def default(self, obj: Any) -> Any:
         """JSON's fallback for types it can't encode."""
-        replacer = _type_replacements.get(type(obj))
-        if replacer is not None:
-            obj = replacer(obj)
-        for kind, convert in _CONVERSIONS:
-            if isinstance(obj, kind):
-                return convert(obj)
-        return self.class_to_dict(obj)
+        return self.encodable(obj, _type_replacements, _CONVERSIONS)
 
     @classmethod
     def register_type_replacement(cls, object_type: type, replacement_function: Callable[[Any], Any]) -> None:

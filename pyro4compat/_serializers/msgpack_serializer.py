@@ -105,13 +105,7 @@ class MsgpackSerializer(SerializerBase):
 
     def default(self, obj: Any) -> Any:
         """msgpack's fallback for types it can't encode."""
-        replacer = _type_replacements.get(type(obj))
-        if replacer is not None:
-            obj = replacer(obj)
-        for kind, convert in _CONVERSIONS:
-            if isinstance(obj, kind):
-                return convert(obj)
-        return self.class_to_dict(obj)
+        return self.encodable(obj, _type_replacements, _CONVERSIONS)
 
     def object_hook(self, obj: dict) -> Any:
         """Every decoded map passes here, innermost first: tagged ones become objects."""
