@@ -28,6 +28,8 @@ sys.meta_path.insert(0, _Blocker())
 IMPORT_ALL = """
 import pyro4compat, pyro4compat.core, pyro4compat.util, pyro4compat.message, pyro4compat.naming_storage
 import pyro4compat.socketserver.threadpoolserver, pyro4compat.socketserver.multiplexserver
+import pyro4compat.naming, pyro4compat.nsc, pyro4compat.utils.httpgateway, pyro4compat.utils.flame
+import pyro4compat.utils.flameserver, pyro4compat.test.echoserver
 print(sorted(pyro4compat.util._serializers), file=sys.stderr)
 """
 

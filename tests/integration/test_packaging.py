@@ -1,0 +1,36 @@
+"""The wheel carries the whole package: every module, py.typed and the console scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def wheel_names(tmp_path_factory) -> set:
+    # Built as pip builds it for `pip install .` (isolated build with setuptools from the index).
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+                   check=True, capture_output=True, timeout=110)
+    (wheel,) = out.glob("pyro4compat-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def test_every_module_and_py_typed_are_in_the_wheel(wheel_names):
+    sources = {path.relative_to(REPO).as_posix() for path in (REPO / "pyro4compat").rglob("*.py")}
+    assert sources - wheel_names == set()
+    assert "pyro4compat/py.typed" in wheel_names
+
+
+def test_console_scripts_are_declared(wheel_names):
+    (entry_points,) = [name for name in wheel_names if name.endswith(".dist-info/entry_points.txt")]
+    assert entry_points  # the content is checked in test_console_scripts.py
