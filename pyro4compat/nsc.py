@@ -9,7 +9,6 @@ the function that talks to the name server. Errors from the name server itself a
 from __future__ import annotations
 
 import optparse
-import os
 import sys
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 

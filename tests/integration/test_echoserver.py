@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+from procs import stop_process
 
 from pyro4compat import errors, naming
 from pyro4compat._client.proxy import Proxy
@@ -97,13 +98,7 @@ class EchoProcess:
         return self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()

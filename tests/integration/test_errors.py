@@ -15,7 +15,7 @@ from pyro4compat import core, errors, util
 from pyro4compat._context import current_context
 from pyro4compat.configuration import config
 
-from remote_helpers import HOST, WAIT, Thing, served
+from remote_helpers import HOST, WAIT, served
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import pickle
-import threading
 from typing import Any, List
 
 import pytest
@@ -20,7 +18,7 @@ from pyro4compat import core, errors
 from pyro4compat._serializers import get_serializer
 from pyro4compat.configuration import config
 
-from hostile_support import TARGETS, RawClient, connect_bytes, served_target
+from hostile_support import TARGETS, RawClient, served_target
 from remote_helpers import served
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.filterwarnings("ignore:Pyro protocol error occurred")]

@@ -22,6 +22,7 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
+from procs import stop_process
 
 from pyro4compat import naming
 from pyro4compat._client.proxy import Proxy
@@ -558,8 +559,7 @@ def gateway_process(args: List[str], env: Dict[str, str]) -> Iterator[Tuple[int,
             lines.append(line.rstrip("\n"))
         yield int(lines[-1].rsplit(":", 1)[1].split("/")[0]), lines
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
         proc.stdout.close()
         proc.stderr.close()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from procs import stop_process
 
 from pyro4compat import socketutil
 
@@ -67,13 +68,7 @@ class NameServerProcess:
 
     def stop(self) -> str:
         """Terminate (then kill) the process; return its stderr. Stopping twice is harmless."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._reader.join(10)  # the pipe reached EOF when the process ended
         if self.stderr is None:
             assert self.proc.stderr is not None and self.proc.stdout is not None

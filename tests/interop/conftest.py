@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from procs import stop_process
 
 DRIVER = Path(__file__).with_name("pyro4_driver.py")
 
@@ -64,13 +65,7 @@ class Pyro4Server:
         return "PYRO:%s@%s" % (object_id, self.location)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self.proc.stdout.close()
         self.proc.stderr.close()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
+from procs import stop_process
 
 import pyro4compat
 import pyro4compat.utils.flame
@@ -157,13 +158,7 @@ class ToolProcess:
                 return match
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self.proc.stdout.close()
         self.proc.stderr.close()
 

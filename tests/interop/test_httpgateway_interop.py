@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
+from procs import stop_process
 
 from pyro4compat import naming
 from pyro4compat._client.proxy import Proxy
@@ -117,12 +118,7 @@ def gateway(module: str, ns_port: int) -> Iterator[Tuple[int, List[str]]]:
             lines.append(line.rstrip("\n"))
         yield port, lines
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
 

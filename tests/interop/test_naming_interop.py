@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from procs import stop_process
 
 from pyro4compat import errors, naming
 from pyro4compat._client.proxy import Proxy
@@ -79,12 +80,7 @@ def pyro4_name_server(serializers: List[str]) -> Iterator[Tuple[str, int]]:
                 break
         yield "127.0.0.1", int(match.group(2))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         reader.join(10)
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]

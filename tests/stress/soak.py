@@ -29,7 +29,6 @@ from typing import Any, Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pyro4compat as Pyro4  # noqa: E402
-from pyro4compat import errors  # noqa: E402
 
 HOST = "127.0.0.1"
 

@@ -18,8 +18,6 @@ from typing import Any, Dict, Iterator
 import pytest
 
 import pyro4compat
-
-import pyro4compat
 from pyro4compat import configuration, constants
 from pyro4compat.configuration import Configuration, config
 
