@@ -49,10 +49,24 @@ def serve(daemon) -> threading.Thread:
     return thread
 
 
+class Seen(logging.Handler):
+    """Notes that a log record arrived: the callback error is logged by the client daemon's
+    thread right after it replied, so the example waits for it before shutting down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.logged.set()
+
+
 def main() -> int:
     # Show the callback's exception being logged on the client side.
     logging.basicConfig(format="client log: %(levelname)s %(name)s: %(message).60s")
     logging.getLogger("Pyro4").setLevel(logging.WARNING)
+    seen = Seen()
+    logging.getLogger("Pyro4").addHandler(seen)
 
     with Pyro4.Daemon(host="127.0.0.1") as server_daemon, Pyro4.Daemon(host="127.0.0.1") as client_daemon:
         server_uri = server_daemon.register(Server())
@@ -66,6 +80,7 @@ def main() -> int:
             print("client: server answered:", answer)
         assert listener.items == ["a", "b", "c"]
         assert "client refuses to finish" in answer
+        assert seen.logged.wait(5), "the callback's error was not logged"
         client_daemon.shutdown()
         server_daemon.shutdown()
     print("callbacks example done")

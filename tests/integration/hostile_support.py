@@ -26,7 +26,7 @@ from pyro4compat._serializers import get_serializer
 from pyro4compat.configuration import config
 from pyro4compat.message import Message
 
-from conftest import serving
+from daemons import serving
 from remote_helpers import HOST, WAIT, Thing, open_fds, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
