@@ -13,21 +13,37 @@ Untrusted input: CPython's marshal allocates a tuple/list for the element count 
 *declares* before reading the elements, so 5 bytes could demand 16 GB. :func:`check_marshal_data`
 walks the payload first (no objects built) and refuses counts larger than the bytes that remain,
 unknown type codes, and code objects (which no Pyro peer sends).
+
+That walk is Python, a loop per element, so :func:`safe_loads` first tries to prove a payload
+(up to 8 KB) harmless at C speed. Only tuple, list, set, frozenset and long carry a count marshal
+acts on before reading, and each count follows one of ten byte values. Summing the int32 after
+*every* occurrence of those bytes (real type codes or bytes inside strings alike) bounds the sum
+of the real counts; when it is no larger than the payload, marshal can allocate at most a small
+multiple of the payload, however the counts nest. Anything not proven gets the walk, and so does
+any payload marshal then refuses, so errors keep the walk's precise texts. Code objects must never
+be built (a crafted one can crash the interpreter): from Python 3.13 marshal refuses them itself
+(``allow_code=False``); before, a payload is walked when some ``c`` byte could start one, i.e. is
+followed, where a code object's bytecode would start, by a bytes object or a back-reference.
+Slices (marshal 5, Python 3.14), which the walk refuses too, are looked for in the decoded value.
+A ``"__class__"`` dict needs the text ``__class__`` in the payload, so without that text the
+decoded value goes out without the ``recreate_classes`` walk.
 """
 
 from __future__ import annotations
 
 import array
 import marshal
+import re
 import struct
+import sys
 import uuid
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .. import errors
 from . import wirenames
 from .base import DeserializeGuard, SerializerBase, array_value
 
-__all__ = ["MarshalSerializer", "available", "check_marshal_data"]
+__all__ = ["MarshalSerializer", "available", "check_marshal_data", "safe_loads"]
 
 available = True
 _MARSHALABLE_TYPES = (str, int, float, type(None), bool, complex, bytes, bytearray,
@@ -51,6 +67,99 @@ _INT32 = struct.Struct("<i").unpack_from
 
 def _bad(why: str) -> errors.SerializeError:
     return errors.SerializeError("invalid marshal data: " + why)
+
+
+# tuple, list, set, frozenset: count of elements; long: count of 15-bit digits (2 bytes each)
+_COUNTED = b"([<>l" + bytes(code | _FLAG_REF for code in b"([<>l")
+_COUNT_FIELDS = re.compile(b"[" + re.escape(_COUNTED) + b"](?=(....))", re.DOTALL)
+_QUICK_MAX_SIZE = 8192  # larger payloads get the walk (strings and blobs make it cheap there)
+_CLASS_KEY = b"__class__"
+
+
+def _quick_check(data: bytes) -> bool:
+    """True when all counts ``data`` might hold together stay within its size (see the module doc).
+
+    Every real count field follows one of the ``_COUNTED`` bytes, so the sum over all such bytes
+    bounds what marshal can allocate ahead of reading (8 bytes per element, 2 per digit) by a
+    small multiple of the payload. False means "not proven", never "bad": the caller then walks.
+    """
+    size = len(data)
+    if size > _QUICK_MAX_SIZE:
+        return False
+    fields = _COUNT_FIELDS.findall(data)
+    if len(fields) == 1:  # the usual call: just its vargs list
+        return abs(_INT32(fields[0])[0]) <= size
+    if not fields:
+        return True
+    counts = struct.unpack("<%di" % len(fields), b"".join(fields))
+    return sum(map(abs, counts)) <= size
+
+
+def _bytecode_offset() -> Optional[int]:
+    """Where a code object's bytecode starts after its type code: 5 or 6 int32 fields in between."""
+    sample = marshal.dumps(compile("1", "<probe>", "eval"))
+    offset = 1 + 4 * (6 if sys.version_info < (3, 11) else 5)
+    if sample[0] & 0x7F == ord("c") and sample[offset] & 0x7F == ord("s"):
+        return offset
+    return None
+
+
+def _code_pattern() -> Any:
+    """A ``c`` byte followed, where a code object's bytecode would start, by bytes or a back-reference."""
+    offset = _bytecode_offset()
+    if offset is None:  # an unknown layout: every "c" byte counts as a possible code object
+        return re.compile(b"[c\xe3]")
+    return re.compile(b"[c\xe3](?=.{%d}[sr\xf3\xf2])" % (offset - 1), re.DOTALL)
+
+
+if sys.version_info >= (3, 13):
+    def _load(data: bytes) -> Any:
+        return marshal.loads(data, allow_code=False)  # code objects are never built
+
+    def _code_possible(data: bytes) -> bool:
+        return False
+else:
+    _load = marshal.loads
+    _CODE_START = _code_pattern()
+
+    def _code_possible(data: bytes) -> bool:
+        """Whether some ``c`` byte of ``data`` could start a code object (see the module doc)."""
+        return _CODE_START.search(data) is not None
+
+# Python 3.14's marshal 5 builds slices (harmlessly); the walk refuses them, so we do too.
+_SLICE_POSSIBLE = re.compile(b"[:\xba]").search if sys.version_info >= (3, 14) else None
+
+
+def _holds_slice(value: Any) -> bool:
+    """Whether a decoded marshal value contains a slice anywhere."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif kind in (list, tuple, set, frozenset):
+            pending.extend(item)
+        elif kind is slice:
+            return True
+    return False
+
+
+def safe_loads(data: bytes) -> Any:
+    """``marshal.loads`` of untrusted bytes: no allocation bomb, no code object (module doc)."""
+    if not _quick_check(data) or _code_possible(data):
+        check_marshal_data(data)
+        return marshal.loads(data)
+    try:
+        value = _load(data)
+    except Exception:
+        check_marshal_data(data)  # the walk's precise SerializeError for what marshal refused
+        raise
+    if _SLICE_POSSIBLE is not None and _SLICE_POSSIBLE(data) is not None and _holds_slice(value):
+        check_marshal_data(data)  # raises "unsupported type code ':'"
+        raise _bad("unsupported value type slice")
+    return value
 
 
 def _skip_complex_text(data: bytes, pos: int) -> int:
@@ -175,19 +284,23 @@ class MarshalSerializer(SerializerBase):
 
     def loadsCall(self, data: Any) -> Tuple[Any, Any, Any, Any]:
         with DeserializeGuard("marshal"):
-            obj, method, vargs, kwargs = self._check_call(self._unmarshal(data))
-            return obj, method, self.recreate_classes(vargs), self.recreate_classes(kwargs)
+            data = self._checked_bytes(data)
+            obj, method, vargs, kwargs = self._check_call(safe_loads(data))
+            if _CLASS_KEY in data:
+                vargs, kwargs = self.recreate_classes(vargs), self.recreate_classes(kwargs)
+            return obj, method, vargs, kwargs
 
     def loads(self, data: Any) -> Any:
         with DeserializeGuard("marshal"):
-            return self.recreate_classes(self._unmarshal(data))
+            data = self._checked_bytes(data)
+            value = safe_loads(data)
+            return self.recreate_classes(value) if _CLASS_KEY in data else value
 
-    def _unmarshal(self, data: Any) -> Any:
+    def _checked_bytes(self, data: Any) -> bytes:
         data = self._convertToBytes(data)
         if not isinstance(data, bytes):
             raise errors.SerializeError("invalid marshal data: expected bytes, not " + type(data).__name__)
-        check_marshal_data(data)
-        return marshal.loads(data)
+        return data
 
     def convert_obj_into_marshallable(self, obj: Any) -> Any:
         """Pyro4's top-level conversion of one value into something marshal accepts."""

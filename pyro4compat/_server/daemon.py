@@ -39,7 +39,7 @@ from ..socketserver.threadpoolserver import SocketServer_Threadpool
 from . import dispatch
 from .autoproxy import pyroObjectToAutoProxy
 from .daemon_object import DaemonObject
-from .exposure import get_exposed_members, reset_exposed_members
+from .exposure import forget_class_lookups, get_exposed_members, reset_exposed_members
 from .instances import InstanceFactory
 from .streams import StreamRegistry
 
@@ -261,11 +261,14 @@ class Daemon:
 
     def _response_annotations(self) -> Dict[str, bytes]:
         annotations = current_context.response_annotations
-        if current_context.correlation_id:
-            annotations["CORR"] = current_context.correlation_id.bytes
+        corr = current_context._correlation_bytes()
+        if corr:
+            annotations["CORR"] = corr
         else:
             annotations.pop("CORR", None)
-        annotations.update(self.annotations())
+        extra = self.annotations()
+        if extra:
+            annotations.update(extra)
         return annotations
 
     # --- hooks users override ------------------------------------------------------------------
@@ -302,6 +305,7 @@ class Daemon:
                 raise errors.DaemonError("an object or class is already registered with that id")
         obj_or_class._pyroId = objectId
         obj_or_class._pyroDaemon = self
+        forget_class_lookups(obj_or_class)  # a class changed before (re)registering is judged afresh
         if config.AUTOPROXY:
             clazz = obj_or_class if inspect.isclass(obj_or_class) else type(obj_or_class)
             for serializer in _serializers.values():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import marshal
+import os
 import socket
 import sys
 import threading
@@ -44,6 +45,7 @@ from .._serializers import get_serializer_by_id
 from .._serializers.exception_wrapper import _ExceptionWrapper
 from .._tracebacks import formatTraceback
 from ..configuration import config
+from ..futures import _Executor, _run_task
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                        FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
                        MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
@@ -59,6 +61,7 @@ log = logging.getLogger("Pyro4.core")
 MARSHAL_ID = 3  # the serializer of replies sent before the request's own serializer is known
 REQUEST_TYPES = (MSG_INVOKE, MSG_PING)
 _DISCARD_CHUNK = 64 * 1024
+ONEWAY_THREAD_NAME = "oneway-call"  # what threading.current_thread().name says inside a oneway call
 
 
 # --- receiving, with the daemon's answer to oversized messages --------------------------------------
@@ -115,9 +118,25 @@ def _inflate(msg: Message) -> None:
         raise errors.MessageTooLargeError(str(exc)) from None  # without the pyroMsg attached to exc
 
 
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # version and variant bits
+_V4_SET = (4 << 76) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def _random_correlation_bytes() -> bytes:
+    """16 random bytes shaped as ``uuid.uuid4().bytes``, without building a UUID object."""
+    return ((int.from_bytes(os.urandom(16), "big") & _V4_CLEAR) | _V4_SET).to_bytes(16, "big")
+
+
 def _set_correlation_id(annotations: Dict[str, bytes]) -> None:
+    """The request's CORR (or a fresh id) becomes the call's id; the UUID is built only if read."""
     corr = annotations.get("CORR")
-    current_context.correlation_id = uuid.UUID(bytes=bytes(corr)) if corr else uuid.uuid4()
+    if not corr:
+        current_context._set_correlation_bytes(_random_correlation_bytes())
+        return
+    corr = bytes(corr)
+    if len(corr) != 16:
+        uuid.UUID(bytes=corr)  # raises uuid's own ValueError, as building it eagerly did
+    current_context._set_correlation_bytes(corr)
 
 
 def _send(daemon: Any, conn: Any, msg: Message, what: str) -> None:
@@ -187,17 +206,23 @@ def _blob_call(msg: Message) -> Tuple[str, str, tuple, dict]:
     return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
 
 
-def _record_context(conn: Any, msg: Message, flags: int) -> None:
-    current_context.client = conn
+def _peer_address(conn: Any) -> Any:
+    """The client's address; a SocketConnection asks the OS once, not on every request."""
     try:
-        # kept apart from conn: a oneway call may run after the socket is gone
-        current_context.client_sock_addr = conn.sock.getpeername()
+        cached = getattr(conn, "peer_address", None)
+        return cached() if cached is not None else conn.sock.getpeername()
     except (OSError, AttributeError):
-        current_context.client_sock_addr = None
-    current_context.seq = msg.seq
-    current_context.annotations = msg.annotations
-    current_context.msg_flags = flags  # as received (inflating cleared COMPRESSED on msg)
-    current_context.serializer_id = msg.serializer_id
+        return None
+
+
+def _record_context(conn: Any, msg: Message, flags: int) -> None:
+    context = current_context
+    context.client = conn
+    context.client_sock_addr = _peer_address(conn)  # kept apart from conn: a oneway may outlive the socket
+    context.seq = msg.seq
+    context.annotations = msg.annotations
+    context.msg_flags = flags  # as received (inflating cleared COMPRESSED on msg)
+    context.serializer_id = msg.serializer_id
 
 
 def _run_batch(obj: Any, calls: Any) -> list:
@@ -215,15 +240,65 @@ def _run_batch(obj: Any, calls: Any) -> list:
 
 
 class _OnewayCallThread(threading.Thread):
-    """Runs one oneway call with a copy of the caller's call context."""
+    """Pyro4's thread for one oneway call, with a copy of the caller's call context.
+
+    Kept for code that reaches ``Pyro4.core._OnewayCallThread``; the daemon itself runs oneway
+    calls on the futures pool (:func:`_start_oneway`).
+    """
 
     def __init__(self, target: Any, args: Any, kwargs: Any) -> None:
-        super().__init__(target=target, args=args, kwargs=kwargs, name="oneway-call", daemon=True)
+        super().__init__(target=target, args=args, kwargs=kwargs, name=ONEWAY_THREAD_NAME, daemon=True)
         self.parent_context = current_context.to_global()
 
     def run(self) -> None:
         current_context.from_global(self.parent_context)
         super().run()
+
+
+# Oneway calls run on a pool of the futures module's kind, of their own: its workers give up
+# after a short idle time, so a daemon at rest has no oneway threads left soon after a burst
+# (Pyro4's per-call threads ended with their call).
+ONEWAY_IDLE_TIMEOUT = 0.1
+
+
+def _new_oneway_pool() -> _Executor:
+    return _Executor(idle_timeout=ONEWAY_IDLE_TIMEOUT, name="pyro4compat-oneway")
+
+
+_oneway_pool = _new_oneway_pool()
+
+
+def _fresh_oneway_pool_after_fork() -> None:
+    global _oneway_pool
+    _oneway_pool = _new_oneway_pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_oneway_pool_after_fork)
+
+
+def _start_oneway(func: Any, vargs: Any, kwargs: Any) -> None:
+    """Run a oneway call concurrently (ONEWAY_THREADED), with a copy of this call's context.
+
+    Pyro4 starts a thread per oneway call; a pool gives the same concurrency (a slow oneway
+    never holds up the connection, the pool grows when its workers are all stuck) without the
+    cost of a thread start per call. What the call raises goes to ``threading.excepthook``, as
+    from Pyro4's thread.
+    """
+    snapshot = current_context._snapshot()
+
+    def run_oneway() -> None:
+        worker = threading.current_thread()
+        pool_name, worker.name = worker.name, ONEWAY_THREAD_NAME  # the name Pyro4's thread has
+        current_context._restore(snapshot)
+        try:
+            # reports what escapes to threading.excepthook while the thread still has that name
+            _run_task(lambda: func(*vargs, **kwargs))
+        finally:  # the worker serves other work next: don't leave this client in its context
+            current_context._restore((None, None, 0, 0, 0, {}, {}, None, None))
+            worker.name = pool_name
+
+    _oneway_pool.submit(run_oneway)
 
 
 def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
@@ -276,6 +351,9 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
 
 _NO_REPLY = object()
 _STREAM = object()
+# exact types of results that can't be iterators: no need to ask is_stream_result
+_PLAIN_RESULTS = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray,
+                            list, tuple, dict, set, frozenset})
 
 
 def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwargs: dict,
@@ -297,11 +375,11 @@ def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwarg
     else:
         func = getAttribute(obj, method)
         if flags & FLAGS_ONEWAY and config.ONEWAY_THREADED:
-            _OnewayCallThread(func, vargs, kwargs).start()
+            _start_oneway(func, vargs, kwargs)
             return _NO_REPLY
         callback[0] = getattr(func, "_pyroCallback", False)
         data = func(*vargs, **kwargs)
-        if not flags & FLAGS_ONEWAY and is_stream_result(data):
+        if not flags & FLAGS_ONEWAY and type(data) not in _PLAIN_RESULTS and is_stream_result(data):
             callback.append(data)
             return _STREAM
     return _NO_REPLY if flags & FLAGS_ONEWAY else (data, 0)

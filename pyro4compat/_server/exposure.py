@@ -22,6 +22,15 @@ which case Python itself produces the usual "has no attribute" error, exactly as
 dynamically created classes can still be collected. ``_cache_lock`` guards every read and
 write of that table; the scan itself runs outside the lock (two threads may both compute the
 same answer; the later store wins, which is harmless because both are equal).
+
+*Lookup cache.* Judging a name statically costs a dozen small steps, on every call. What the
+class contributes is kept per (class, name) in ``_lookup_cache`` (weak-keyed too): the raw class
+entry, the object whose mark decides, and whether an instance attribute may override it. Only
+names some class in the MRO defines are kept, so names from the network cannot grow the table.
+Each use re-reads the class entry and uses the cached verdict only when it is still the very same
+object, and the mark itself is read on every call, so a class patched at run time is judged
+afresh (an unexposed property swapped in is never evaluated). :func:`reset_exposed_members`,
+``Daemon.resetMetadataCache`` and ``Daemon.register`` drop a class's entries as well.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ __all__ = [
     "expose", "oneway", "callback", "behavior",
     "is_private_attribute", "get_exposed_members", "reset_exposed_members",
     "get_exposed_property_value", "set_exposed_property_value", "getAttribute",
-    "lookup_exposed_attribute", "INSTANCE_MODES",
+    "lookup_exposed_attribute", "INSTANCE_MODES", "forget_class_lookups",
 ]
 
 log = logging.getLogger("Pyro4.core")
@@ -309,12 +318,22 @@ def _scan_members(cls: type, only_exposed: bool) -> Tuple[Set[str], Set[str], Se
 
 
 def reset_exposed_members(obj: Any, only_exposed: bool = True, as_lists: bool = False) -> None:
-    """Forget the cached :func:`get_exposed_members` answer for this class and these options."""
+    """Forget the cached :func:`get_exposed_members` answer for this class and these options.
+
+    The class's cached attribute lookups go too.
+    """
     cls = _class_of(obj)
     with _cache_lock:
         per_class = _exposed_member_cache.get(cls)
         if per_class is not None:
             per_class.pop((only_exposed, as_lists), None)
+        _lookup_cache.pop(cls, None)
+
+
+def forget_class_lookups(obj: Any) -> None:
+    """Drop the cached attribute lookups of ``obj``'s class (an object or a class)."""
+    with _cache_lock:
+        _lookup_cache.pop(_class_of(obj), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,12 +426,61 @@ def _has_dynamic_instance_lookup(obj: Any) -> bool:
     return own is not None and "__getattr__" in own
 
 
+# (raw class entry, the object whose mark decides or None, an instance attribute may override it)
+_Verdict = Tuple[Any, Any, bool]
+_lookup_cache: weakref.WeakKeyDictionary[type, Dict[str, _Verdict]] = weakref.WeakKeyDictionary()
+
+
+def _class_verdict(cls: type, name: str) -> Optional[_Verdict]:
+    """The cached (or now computed) verdict for a name ``cls`` defines; None when it doesn't."""
+    entry = _class_entry(cls, name)
+    if entry is _MISSING:
+        return None
+    per_class = _lookup_cache.get(cls)
+    if per_class is not None:
+        verdict = per_class.get(name)
+        if verdict is not None and verdict[0] is entry:
+            return verdict
+    if _is_data_descriptor(entry):
+        kind, marked = _class_view(entry)
+        verdict = (entry, None if kind == "attr" and marked is None else marked, False)
+    else:
+        slot = _class_entry(cls, "__dict__")
+        verdict = (entry, _class_view(entry)[1], isinstance(slot, _STANDARD_DICT_DESCRIPTORS))
+    with _cache_lock:
+        _lookup_cache.setdefault(cls, {})[name] = verdict
+    return verdict
+
+
+def _judged_by_class(obj: Any, attr: str, verdict: _Verdict) -> None:
+    """Raise unless the member ``verdict`` describes (or an instance attribute over it) is exposed."""
+    _, marked, overridable = verdict
+    if overridable:  # the class's __dict__ slot is the standard one: reading it runs nothing
+        try:
+            own = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            own = None
+        if isinstance(own, dict):
+            value = dict.get(own, attr, _MISSING)
+            if value is not _MISSING:
+                marked = value
+    if marked is None or not _is_marked(marked, EXPOSED_MARK):
+        raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
+
+
 def lookup_exposed_attribute(obj: Any, attr: str, require_expose: bool) -> Any:
     """:func:`getAttribute` with the REQUIRE_EXPOSE setting passed in (for the dispatcher)."""
     if not isinstance(attr, str) or is_private_attribute(attr):
         raise AttributeError(PRIVATE_ACCESS_TEXT % (attr,))
     if not require_expose:
         return getattr(obj, attr)
+    verdict = _class_verdict(type(obj), attr)
+    if verdict is not None:
+        _judged_by_class(obj, attr, verdict)
+        value = getattr(obj, attr)
+        if _is_marked(value, EXPOSED_MARK):
+            return value
+        raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
     entry, from_class = _static_member(obj, attr)
     if entry is _MISSING:
         if _has_dynamic_instance_lookup(obj):
