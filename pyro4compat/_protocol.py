@@ -52,7 +52,7 @@ __all__ = [
     "HEADER_FORMAT", "HEADER_SIZE", "CHECKSUM_MAGIC", "MAX_DATA_SIZE", "MAX_ANNOTATIONS_SIZE",
     "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "NEED_DATA", "Header", "Frame", "Oversized", "FrameReader",
     "DISCARD_MINIMUM", "discard_limit",
-    "checksum", "pack_header", "unpack_header", "annotations_size", "encode_annotations",
+    "checksum", "pack_header", "unpack_header", "header_fields", "annotations_size", "encode_annotations",
     "decode_annotations", "compute_hmac", "with_hmac", "hmac_problem", "verify_hmac", "secure_compare",
     "check_message_size", "max_size_text", "compress_payload", "decompress_payload", "encode_message",
     "build_message_bytes", "wire_chunks", "iter_frames",
@@ -102,6 +102,8 @@ FLAG_NAMES: Dict[int, str] = {
 HEADER_FORMAT = "!4sHHHHiHHHH"
 HEADER_STRUCT = struct.Struct(HEADER_FORMAT)
 HEADER_SIZE = HEADER_STRUCT.size
+_HEADER_PACK = HEADER_STRUCT.pack
+_HEADER_UNPACK = HEADER_STRUCT.unpack
 CHECKSUM_MAGIC = 0x34E9
 TAG = b"PYRO"
 HEADER_PREFIX = TAG + struct.pack("!H", PROTOCOL_VERSION)  # what every valid stream starts with
@@ -169,6 +171,19 @@ _U16_FIELDS = ("msg_type", "flags", "seq", "serializer_id", "annotations_size")
 def pack_header(msg_type: int, flags: int, seq: int, data_size: int, serializer_id: int,
                 annotations_size: int = 0) -> bytes:
     """The 24 header bytes; out-of-range fields raise instead of producing a corrupt header."""
+    if (0 <= data_size <= MAX_DATA_SIZE and 0 <= msg_type <= MAX_U16 and 0 <= flags <= MAX_U16
+            and 0 <= seq <= MAX_U16 and 0 <= serializer_id <= MAX_U16 and 0 <= annotations_size <= MAX_U16):
+        # the common case, inlined: this runs twice per call on each side
+        chk = (msg_type + PROTOCOL_VERSION + data_size + annotations_size + serializer_id + flags + seq
+               + CHECKSUM_MAGIC) & 0xFFFF
+        return _HEADER_PACK(TAG, PROTOCOL_VERSION, msg_type, flags, seq, data_size, serializer_id,
+                            annotations_size, 0, chk)
+    return _pack_header_checked(msg_type, flags, seq, data_size, serializer_id, annotations_size)
+
+
+def _pack_header_checked(msg_type: int, flags: int, seq: int, data_size: int, serializer_id: int,
+                         annotations_size: int) -> bytes:
+    """``pack_header`` for a field out of range: raises the error naming it."""
     if not 0 <= data_size <= MAX_DATA_SIZE:
         raise ValueError(ERR_DATA_SIZE)  # Pyro4 raises ValueError with this text
     values = (msg_type, flags, seq, serializer_id, annotations_size)
@@ -182,17 +197,23 @@ def pack_header(msg_type: int, flags: int, seq: int, data_size: int, serializer_
 
 def unpack_header(data: BytesLike) -> Header:
     """Parse and validate 24 header bytes. The reserved field is ignored, as Pyro4 ignores it."""
+    return Header(*header_fields(data))
+
+
+def header_fields(data: BytesLike) -> Tuple[int, int, int, int, int, int]:
+    """:func:`unpack_header` as a plain tuple, in ``Header``'s field order (the per-message fast path)."""
     if not data or len(data) != HEADER_SIZE:
         raise ProtocolError(ERR_HEADER_SIZE)
     (tag, version, msg_type, flags, seq, data_size, serializer_id, anns_size, _reserved,
-     chk) = HEADER_STRUCT.unpack(data)
+     chk) = _HEADER_UNPACK(data)
     if tag != TAG or version != PROTOCOL_VERSION:
         raise ProtocolError(ERR_BAD_TAG)
-    if chk != checksum(msg_type, flags, seq, data_size, serializer_id, anns_size):
+    if chk != (msg_type + PROTOCOL_VERSION + data_size + anns_size + serializer_id + flags + seq
+               + CHECKSUM_MAGIC) & 0xFFFF:
         raise ProtocolError(ERR_CHECKSUM)
     if data_size < 0:
         raise ProtocolError(ERR_DATA_SIZE)
-    return Header(msg_type, flags, seq, data_size, serializer_id, anns_size)
+    return msg_type, flags, seq, data_size, serializer_id, anns_size
 
 
 # --- size limit ------------------------------------------------------------------------------------
@@ -249,15 +270,31 @@ def _check_value(key: str, value: object) -> None:
                             % (key, len(value), MAX_ANNOTATIONS_SIZE - CHUNK_HEADER_SIZE))
 
 
+_KEY_CACHE: Dict[str, bytes] = {}  # keys already validated, so a call's CORR etc. skip the checks
+_KEY_CACHE_MAX = 256               # annotation keys are a handful of constants; never grow without bound
+_VALUE_MAX = MAX_ANNOTATIONS_SIZE - CHUNK_HEADER_SIZE
+
+
+def _cached_key(key: Any) -> bytes:
+    raw_key = _encode_key(key)
+    if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        _KEY_CACHE[key] = raw_key
+    return raw_key
+
+
 def encode_annotations(annotations: Mapping[str, BytesLike]) -> bytes:
     """The annotation chunks in dict order (the order decides the bytes, so keep it stable)."""
     if not annotations:
         return b""
     parts: List[BytesLike] = []
+    pack = CHUNK_STRUCT.pack
     for key, value in annotations.items():
-        raw_key = _encode_key(key)
-        _check_value(key, value)
-        parts.append(CHUNK_STRUCT.pack(raw_key, len(value)))
+        raw_key = _KEY_CACHE.get(key) if type(key) is str else None
+        if raw_key is None:
+            raw_key = _cached_key(key)
+        if type(value) is not bytes or len(value) > _VALUE_MAX:
+            _check_value(key, value)
+        parts.append(pack(raw_key, len(value)))
         parts.append(value)
     encoded = b"".join(parts)
     if len(encoded) > MAX_ANNOTATIONS_SIZE:
@@ -268,29 +305,43 @@ def encode_annotations(annotations: Mapping[str, BytesLike]) -> bytes:
 
 def decode_annotations(data: BytesLike) -> Dict[str, bytes]:
     """Parse the annotations area; a later duplicate key wins, as in Pyro4."""
+    if type(data) is bytes:
+        return _decode_chunks(data)  # slicing bytes copies just the value, as tobytes() would
     with memoryview(data) as view:
         return _decode_chunks(view)
 
 
-def _decode_chunks(view: memoryview) -> Dict[str, bytes]:
+_DECODED_KEYS: Dict[bytes, str] = {}  # raw keys seen before (bounded like _KEY_CACHE)
+
+
+def _decode_key(raw_key: bytes, offset: int) -> str:
+    try:
+        key = raw_key.decode("ascii")
+    except UnicodeDecodeError:
+        raise ProtocolError("annotation key at offset %d is not ASCII: %r" % (offset, raw_key)) from None
+    if len(_DECODED_KEYS) < _KEY_CACHE_MAX:
+        _DECODED_KEYS[raw_key] = key
+    return key
+
+
+def _decode_chunks(view: Union[bytes, memoryview]) -> Dict[str, bytes]:
     size = len(view)
     result: Dict[str, bytes] = {}
     offset = 0
+    unpack_from = CHUNK_STRUCT.unpack_from
+    as_bytes = type(view) is bytes
     while offset < size:
         if size - offset < CHUNK_HEADER_SIZE:
             raise ProtocolError("annotation chunk header truncated at offset %d (%d bytes left of %d)"
                                 % (offset, size - offset, size))
-        raw_key, length = CHUNK_STRUCT.unpack_from(view, offset)
-        try:
-            key = raw_key.decode("ascii")
-        except UnicodeDecodeError:
-            raise ProtocolError("annotation key at offset %d is not ASCII: %r" % (offset, raw_key)) from None
+        raw_key, length = unpack_from(view, offset)
+        key = _DECODED_KEYS.get(raw_key) or _decode_key(raw_key, offset)
         start = offset + CHUNK_HEADER_SIZE
         end = start + length
         if end > size:
             raise ProtocolError("annotation %r at offset %d has length %d, running past the end of "
                                 "the annotations area (%d bytes)" % (key, offset, length, size))
-        result[key] = view[start:end].tobytes()
+        result[key] = view[start:end] if as_bytes else view[start:end].tobytes()  # type: ignore[assignment]
         offset = end
     return result
 

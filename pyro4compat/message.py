@@ -63,14 +63,16 @@ class Message(object):
         self.flags = flags
         self.seq = seq
         self.data = databytes
-        self.data_size = len(databytes)
+        self.data_size = data_size = len(databytes)
         self.serializer_id = serializer_id
-        self.annotations = dict(annotations or {})
+        self.annotations = anns = dict(annotations) if annotations else {}
         self.hmac_key = hmac_key
-        if self.hmac_key:
-            self.annotations["HMAC"] = self.hmac()  # last: it covers the other annotations
-        self.annotations_size = proto.annotations_size(self.annotations)
-        proto.check_message_size(self.data_size, self.annotations_size, config.MAX_MESSAGE_SIZE)
+        if hmac_key:
+            anns["HMAC"] = self.hmac()  # last: it covers the other annotations
+        self.annotations_size = anns_size = proto.annotations_size(anns) if anns else 0
+        max_size = config.MAX_MESSAGE_SIZE
+        if 0 < max_size < data_size + anns_size:
+            proto.check_message_size(data_size, anns_size, max_size)
 
     def __repr__(self) -> str:
         return "<%s.%s at %x; type=%d flags=%d seq=%d datasize=%d #ann=%d>" % (
@@ -90,7 +92,11 @@ class Message(object):
 
     def send(self, connection: Any) -> None:
         """Send the message; a large payload is sent after the head without copying it."""
-        chunks = proto.wire_chunks(self._head_bytes(), self.data)
+        data = self.data
+        if len(data) < proto.SEND_JOIN_LIMIT:
+            connection.send(self._head_bytes() + data)  # one buffer: no Nagle delay, one syscall
+            return
+        chunks = proto.wire_chunks(self._head_bytes(), data)
         send_buffers = getattr(connection, "send_buffers", None)
         if send_buffers is not None and len(chunks) > 1:
             send_buffers(chunks)  # one sendmsg: no Nagle delay between head and payload
@@ -101,16 +107,11 @@ class Message(object):
     @classmethod
     def from_header(cls, headerData: bytes) -> "Message":
         """A message holding just the parsed header; annotations and payload are read later."""
-        header = proto.unpack_header(headerData)
         msg = cls.__new__(cls)
-        msg.type = header.msg_type
-        msg.flags = header.flags
-        msg.seq = header.seq
+        (msg.type, msg.flags, msg.seq, msg.data_size, msg.serializer_id,
+         msg.annotations_size) = proto.header_fields(headerData)
         msg.data = b""
-        msg.data_size = header.data_size
-        msg.serializer_id = header.serializer_id
         msg.annotations = {}
-        msg.annotations_size = header.annotations_size
         msg.hmac_key = None
         return msg
 
@@ -120,9 +121,9 @@ class Message(object):
         """Read one message from ``connection``, checking size, type and HMAC as Pyro4 does."""
         msg = cls.from_header(connection.recv(cls.header_size))
         msg.hmac_key = hmac_key
-        try:
-            proto.check_message_size(msg.data_size, msg.annotations_size, config.MAX_MESSAGE_SIZE)
-        except MessageTooLargeError as exc:
+        max_size = config.MAX_MESSAGE_SIZE
+        if 0 < max_size < msg.data_size + msg.annotations_size:
+            exc = MessageTooLargeError(proto.max_size_text(msg.data_size + msg.annotations_size, max_size))
             log.error("connection %s: %s", connection, exc)
             connection.close()  # no reply possible: the stream position is lost
             raise _fail(exc, msg)
@@ -142,6 +143,8 @@ class Message(object):
             except ProtocolError as exc:
                 raise _fail(exc, msg)
         msg.data = connection.recv(msg.data_size)
+        if not hmac_key and "HMAC" not in msg.annotations:
+            return msg  # nothing to check (hmac_problem's answer for this case)
         problem = proto.hmac_problem(hmac_key, msg.data, msg.annotations)
         if problem:
             if problem == proto.ERR_HMAC_NOT_SYMMETRIC:

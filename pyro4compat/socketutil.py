@@ -75,6 +75,7 @@ _RETRYABLE = frozenset(ERRNO_RETRIES)
 _PREALLOC_LIMIT = 1 << 20      # never reserve more than this ahead of received data
 _JOIN_LIMIT = 64 * 1024        # below this, joining buffers is cheaper than separate sends
 _IOV_BATCH = 512               # buffers per sendmsg call, well under any IOV_MAX
+_READ_AHEAD_SIZE = 16 * 1024   # a read-ahead connection's reusable receive buffer (small calls fit)
 
 # Sentinel: "leave the socket's timeout at the process default" (Pyro4 has the same name).
 _GLOBAL_DEFAULT_TIMEOUT = object()
@@ -291,6 +292,32 @@ def receiveData(sock: Any, size: int) -> bytes:
         if not first:
             raise _not_enough_data(b"")
     return _recv_growing(sock, size, first, flags)
+
+
+def _recv_some(sock: Any, buffer: Any) -> int:
+    """One ``recv_into`` of whatever has arrived (at least one byte), retried while not ready."""
+    delay = 0.0
+    while True:
+        try:
+            count = sock.recv_into(buffer)
+            break
+        except OSError as exc:
+            delay = _retry_or_raise(sock, exc, "receiving", delay)
+    if not count:
+        raise _not_enough_data(b"")
+    return count
+
+
+def _prefixed(head: bytes, rest: Any) -> bytes:
+    """``head`` + ``rest()``; a premature close reports ``head`` as part of ``partialData`` too."""
+    try:
+        tail = rest()
+    except ConnectionClosedError as exc:
+        partial = getattr(exc, "partialData", None)
+        if partial is not None:
+            exc.partialData = head + partial  # type: ignore[attr-defined]
+        raise
+    return head + tail
 
 
 def receive_into(sock: Any, buffer: Any) -> None:
@@ -690,12 +717,33 @@ class SocketConnection(object):
     ``keep_open`` connections (sockets the user handed in) are never closed by Pyro.
     """
 
+    _peer: "Optional[Tuple[Any, Any]]" = None  # (socket, its getpeername()) once asked, per instance
+
+    def peer_address(self) -> Any:
+        """The connected socket's peer address, asked of the OS once per socket, not per request.
+
+        Raises OSError as ``getpeername`` does (nothing is cached then).
+        """
+        sock = self.sock
+        cached = self._peer
+        if cached is not None and cached[0] is sock:
+            return cached[1]
+        address = sock.getpeername()
+        self._peer = (sock, address)
+        return address
+
     def __init__(self, sock: Any, objectId: Optional[str] = None, keep_open: bool = False) -> None:
         self.sock = sock
         self.objectId = objectId
         self.pyroInstances: Dict[Any, Any] = {}
         self.tracked_resources: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self.keep_open = keep_open
+        # Read-ahead (opt-in, see recv): one recv_into of a reusable buffer may bring a whole small
+        # message; bytes past what was asked for stay in _rbuf[_rstart:_rend] for the next recv.
+        self.read_ahead = False
+        self._rbuf: Optional[memoryview] = None
+        self._rstart = 0
+        self._rend = 0
 
     def __del__(self) -> None:
         if "sock" in self.__dict__:
@@ -715,11 +763,58 @@ class SocketConnection(object):
         send_buffers(self.sock, buffers)
 
     def recv(self, size: int) -> bytes:
+        """Exactly ``size`` bytes (Pyro4's contract); served from read-ahead bytes first."""
+        if self._rend:
+            return self._recv_buffered(size)
+        if self.read_ahead and 0 <= size < _READ_AHEAD_SIZE:
+            return self._recv_ahead(size) if size else b""  # an empty payload costs no syscall
         return receiveData(self.sock, size)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes already received by a read-ahead and not yet handed out by ``recv``."""
+        return self._rend - self._rstart
+
+    def release_buffer(self) -> None:
+        """Drop the read-ahead buffer while nothing is in it (an idle connection then costs no buffer)."""
+        if not self._rend:
+            self._rbuf = None
+
+    def _recv_ahead(self, size: int) -> bytes:
+        """One ``recv_into`` of whatever arrived (up to the buffer), keeping the bytes past ``size``."""
+        view = self._rbuf
+        if view is None:
+            view = self._rbuf = memoryview(bytearray(_READ_AHEAD_SIZE))
+        count = _recv_some(self.sock, view)
+        if count >= size:
+            if count > size:
+                self._rstart, self._rend = size, count
+            return view[:size].tobytes()
+        return _recv_growing(self.sock, size, view[:count].tobytes(), _waitall_flag(self.sock))
+
+    def _recv_buffered(self, size: int) -> bytes:
+        start, end = self._rstart, self._rend
+        take = min(size, end - start)
+        data = self._rbuf[start:start + take].tobytes()  # type: ignore[index]
+        if start + take == end:
+            self._rstart = self._rend = 0
+        else:
+            self._rstart = start + take
+        if take == size:
+            return data
+        if size - take >= _READ_AHEAD_SIZE:  # a large payload: one join, no second copy
+            return _recv_growing(self.sock, size, data, _waitall_flag(self.sock))
+        return _prefixed(data, lambda: self.recv(size - take))
+
     def recv_into(self, buffer: Any) -> None:
-        """Fill all of ``buffer`` (see :func:`receive_into`)."""
-        receive_into(self.sock, buffer)
+        """Fill all of ``buffer`` (see :func:`receive_into`), read-ahead bytes first."""
+        view = memoryview(buffer).cast("B")
+        if self._rend and len(view):
+            take = min(len(view), self._rend - self._rstart)
+            view[:take] = self._recv_buffered(take)
+            view = view[take:]
+        if len(view):
+            receive_into(self.sock, view)
 
     def close(self) -> None:
         """Shut down and close the socket, drop session objects, close tracked resources."""

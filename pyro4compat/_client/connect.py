@@ -52,6 +52,7 @@ def open_connection(uri: URI, serializer: Any, handshake: Any, hmac_key: Optiona
         sock = socketutil.createSocket(connect=location, reuseaddr=config.SOCK_REUSE, timeout=timeout,
                                        nodelay=config.SOCK_NODELAY, sslContext=ssl_context)
         conn = socketutil.SocketConnection(sock, uri.object)
+        conn.read_ahead = True  # a reply's header, annotations and small payload in one recv
         request: Dict[str, Any] = {"handshake": handshake}
         flags = 0
         if config.METADATA:

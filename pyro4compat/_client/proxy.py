@@ -45,6 +45,7 @@ __all__ = ["Proxy"]
 log = logging.getLogger("Pyro4.core")
 
 RECONNECT_DELAY = 2.0
+_RESULT_TYPES = frozenset([MSG_RESULT])  # what a call's reply may be
 
 
 class Proxy:
@@ -347,7 +348,7 @@ class Proxy:
         if request.flags & FLAGS_ONEWAY:
             return None
         del request
-        reply = Message.recv(self._pyroConnection, [MSG_RESULT], hmac_key=self._pyroHmacKey)
+        reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=self._pyroHmacKey)
         if config.LOGWIRE:
             log_wiredata(log, "proxy wiredata received", reply)
         if reply.seq != self._pyroSeq:
@@ -398,14 +399,18 @@ class Proxy:
         """Check the daemon's handshake reply; raise to refuse the connection."""
 
     def __annotations(self, clear: bool = True) -> Dict[str, bytes]:
-        annotations = current_context.annotations
-        if current_context.correlation_id:
-            annotations["CORR"] = current_context.correlation_id.bytes
-        else:
+        context = current_context  # one thread-local object, read once
+        annotations = context.annotations
+        corr = context.correlation_id
+        if corr:
+            annotations["CORR"] = corr.bytes
+        elif annotations:
             annotations.pop("CORR", None)
-        annotations.update(self._pyroAnnotations())
+        extra = self._pyroAnnotations()
+        if extra:
+            annotations.update(extra)
         if clear:
-            current_context.annotations = {}
+            context.annotations = {}
         return annotations
 
 

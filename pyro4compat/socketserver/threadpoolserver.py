@@ -83,6 +83,7 @@ class ClientConnectionJob(object):
 
     def __init__(self, clientSocket: Any, clientAddr: Any, daemon: Any, server: "SocketServer_Threadpool") -> None:
         self.csock = socketutil.SocketConnection(clientSocket)
+        self.csock.read_ahead = True   # header and small body in one recv; surplus is checked below
         self.caddr = clientAddr
         self.daemon = daemon
         self.server = server
@@ -122,6 +123,8 @@ class ClientConnectionJob(object):
 
     def _next_request_ready(self, linger: float) -> bool:
         """Is the next request (or EOF) already readable? Waits up to ``linger`` seconds."""
+        if self.csock.buffered:
+            return True      # a read-ahead already holds (part of) the next request: poll can't see it
         sock = self.csock.sock
         pending = getattr(sock, "pending", None)
         if pending is not None and pending():
@@ -375,6 +378,7 @@ class SocketServer_Threadpool(_LoopGuard):
     def _park(self, job: ClientConnectionJob) -> None:
         """Hand a connection back to the loop thread to be watched again."""
         job.parked_at = time.monotonic()
+        job.csock.release_buffer()
         with self._lock:
             closed = self._closed
             if not closed:
