@@ -170,6 +170,17 @@ def _skip_complex_text(data: bytes, pos: int) -> int:
     return pos
 
 
+def _read_count(data: bytes, pos: int, end: int, rule: int) -> Tuple[int, int]:
+    """The element count at ``pos`` (one byte for short sequences, else an int32) and the new position."""
+    if rule == _SEQ1:
+        if pos >= end:
+            raise _bad("truncated")
+        return data[pos], pos + 1
+    if pos + 4 > end:
+        raise _bad("truncated")
+    return _INT32(data, pos)[0], pos + 4
+
+
 def check_marshal_data(data: bytes) -> None:
     """Refuse marshal data that would make ``marshal.loads`` allocate far more than it carries.
 
@@ -180,7 +191,6 @@ def check_marshal_data(data: bytes) -> None:
     pos = 0
     stack = [1]
     codes = _CODES
-    unpack_int = _INT32
     while stack:
         top = stack[-1]
         if top == 0:
@@ -213,16 +223,7 @@ def check_marshal_data(data: bytes) -> None:
         elif rule == _COMPLEX_TEXT:
             pos = _skip_complex_text(data, pos)
         else:
-            if rule == _SEQ1:
-                if pos >= end:
-                    raise _bad("truncated")
-                count = data[pos]
-                pos += 1
-            else:
-                if pos + 4 > end:
-                    raise _bad("truncated")
-                count = unpack_int(data, pos)[0]
-                pos += 4
+            count, pos = _read_count(data, pos, end, rule)
             if rule == _LONG:
                 pos += 2 * abs(count)  # the sign of the digit count is the number's sign
             elif count < 0:

@@ -283,7 +283,7 @@ def _start_oneway(func: Any, vargs: Any, kwargs: Any) -> None:
     Pyro4 starts a thread per oneway call; a pool gives the same concurrency (a slow oneway
     never holds up the connection, the pool grows when its workers are all stuck) without the
     cost of a thread start per call. What the call raises goes to ``threading.excepthook``, as
-    from Pyro4's thread.
+    it did in Pyro4's per-call thread.
     """
     snapshot = current_context._snapshot()
 
