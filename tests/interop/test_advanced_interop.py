@@ -19,6 +19,7 @@ from typing import Any, Dict, List
 import pytest
 
 import service
+from daemons import serving
 from pyro4compat import core, errors, socketutil
 from pyro4compat.configuration import config
 from pyro4compat.message import FLAGS_COMPRESSED, Message
@@ -42,14 +43,8 @@ def our_daemon(servertype: str = "thread"):
     config.SERVERTYPE = servertype
     daemon = core.Daemon(host="127.0.0.1")
     classes = service.register_all(core, daemon)
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
-    try:
+    with serving(daemon):
         yield daemon, classes
-    finally:
-        daemon.shutdown()
-        thread.join(10)
-        assert not thread.is_alive()
 
 
 def _make_cert(directory: str, name: str, common_name: str):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import pytest
 
 import service
+from daemons import serving
 from pyro4compat import core
 from pyro4compat._serializers import _serializers
 from pyro4compat.configuration import config
@@ -26,14 +26,8 @@ def our_daemon(servertype: str, serializers, hmac=None):
     if hmac:
         daemon._pyroHmacKey = hmac
     classes = service.register_all(core, daemon)
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
-    try:
+    with serving(daemon):
         yield daemon, classes
-    finally:
-        daemon.shutdown()
-        thread.join(10)
-        assert not thread.is_alive()
 
 
 CLIENT_SCRIPT = r"""
