@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from pyro4compat import socketutil
+from pyro4compat import _sockio, socketutil
 from pyro4compat.configuration import config
 from pyro4compat.errors import CommunicationError, ConnectionClosedError, TimeoutError
 
@@ -98,7 +98,8 @@ def eagain():
 def waits(monkeypatch):
     """Record the retry waits instead of waiting: (want_write, delay) per retry."""
     calls = []
-    monkeypatch.setattr(socketutil, "_wait_ready", lambda sock, want_write, delay: calls.append((want_write, delay)))
+    record = lambda sock, want_write, delay: calls.append((want_write, delay))  # noqa: E731
+    monkeypatch.setattr(_sockio, "_wait_ready", record)  # where the send/receive retries live
     return calls
 
 
@@ -175,7 +176,7 @@ def test_errno_lists():
     (OSError("connect failed"), "sending", ConnectionClosedError, "sending: connection lost: connect failed"),
 ])
 def test_translate(exc, action, kind, message):
-    err = socketutil._translate(exc, action)
+    err = _sockio._translate(exc, action)
     assert type(err) is kind
     assert str(err) == message
 
@@ -195,7 +196,7 @@ def test_translate(exc, action, kind, message):
     (OSError("no errno"), False),
 ])
 def test_is_retryable(exc, retry):
-    assert socketutil._is_retryable(exc) is retry
+    assert _sockio._is_retryable(exc) is retry
 
 
 @pytest.mark.parametrize("action, exc, want_write", [
@@ -205,7 +206,7 @@ def test_is_retryable(exc, retry):
     ("sending", ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "want read"), False),
 ])
 def test_retry_waits_for_the_right_readiness(waits, action, exc, want_write):
-    assert socketutil._retry_or_raise(object(), exc, action, 0.01) == pytest.approx(0.11)
+    assert _sockio._retry_or_raise(object(), exc, action, 0.01) == pytest.approx(0.11)
     assert waits == [(want_write, 0.01)]
 
 
@@ -218,7 +219,7 @@ def test_retries_follow_the_backoff(waits):
 def test_backoff_schedule():
     delays = [0.0]
     for _ in range(4):
-        delays.append(socketutil._next_delay(delays[-1]))
+        delays.append(_sockio._next_delay(delays[-1]))
     assert delays == pytest.approx([0.0, 0.001, 0.01, 0.11, 0.21])
 
 
@@ -345,7 +346,7 @@ def test_sendData(timeout, script, data, expected):
     ([b"abc", b"de"], 5, []),
 ])
 def test_advance(views, sent, expected):
-    result = socketutil._advance([memoryview(v) for v in views], sent)
+    result = _sockio._advance([memoryview(v) for v in views], sent)
     assert [bytes(v) for v in result] == expected
 
 
