@@ -113,13 +113,16 @@ class Client(object):
     """A minimal Pyro-speaking client socket."""
 
     def __init__(self, address: Any, hmac_key: Optional[bytes] = None, sock: Any = None) -> None:
+        given = sock is not None
         if sock is None:
             family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.settimeout(10)
             sock.connect(address)
+        # A socket handed in stays the caller's: dropping this Client must not close it (an
+        # early EOF would race the test's own shutdown).
         self.sock = sock
-        self.conn = socketutil.SocketConnection(sock)
+        self.conn = socketutil.SocketConnection(sock, keep_open=given)
         self.hmac_key = hmac_key
         self.seq = 0
 
