@@ -36,6 +36,7 @@ try:
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
+from ._busypoll import spinner_for
 from .configuration import config
 from .errors import CommunicationError, ConnectionClosedError, TimeoutError
 
@@ -362,6 +363,7 @@ class SocketConnection(object):
         self._rbuf: Optional[memoryview] = None
         self._rstart = 0
         self._rend = 0
+        self._spinner: Any = None    # (socket, its spinner or None): see spin_until_readable
 
     def __del__(self) -> None:
         if "sock" in self.__dict__:
@@ -403,12 +405,22 @@ class SocketConnection(object):
         view = self._rbuf
         if view is None:
             view = self._rbuf = memoryview(bytearray(_READ_AHEAD_SIZE))
+        self.spin_until_readable()
         count = _recv_some(self.sock, view)
         if count >= size:
             if count > size:
                 self._rstart, self._rend = size, count
             return view[:size].tobytes()
         return _recv_growing(self.sock, size, view[:count].tobytes(), _waitall_flag(self.sock))
+
+    def spin_until_readable(self) -> None:
+        """Busy-poll briefly for the next bytes before a blocking receive (see :mod:`._busypoll`)."""
+        sock = self.sock
+        known = self._spinner
+        if known is None or known[0] is not sock:   # first wait, or the socket was wrapped in TLS
+            known = self._spinner = (sock, spinner_for(sock))
+        if known[1] is not None:
+            known[1].wait()
 
     def _recv_buffered(self, size: int) -> bytes:
         start, end = self._rstart, self._rend

@@ -39,7 +39,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
 
-from .. import _protocol, errors, socketutil
+from .. import _busypoll, _protocol, errors, socketutil
 from ..configuration import config
 from ..message import Message
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
@@ -123,6 +123,7 @@ class SocketServer_Multiplex(_LoopGuard):
         self._torn_down = False
         self._inside = 0
         self._next_housekeeping = 0.0
+        self._spinner = _busypoll.Spinner() if _busypoll.enabled() else None
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting multiplexed socketserver")
@@ -165,7 +166,9 @@ class SocketServer_Multiplex(_LoopGuard):
         timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
         poll = _poll_timeout()
         try:
-            ready = self.selector.select(timeout if poll is None else min(poll, timeout))
+            ready = self._spinner.spin(self._select_now) if self._spinner is not None else None
+            if not ready:
+                ready = self.selector.select(timeout if poll is None else min(poll, timeout))
         except (OSError, ValueError):
             ready = []      # selector closed or interrupted: the loop condition decides
         per_server: Dict[Any, List[Any]] = defaultdict(list)
@@ -178,6 +181,9 @@ class SocketServer_Multiplex(_LoopGuard):
             else:
                 server.events(fileobjs)
         self._maybe_housekeep()
+
+    def _select_now(self) -> Any:
+        return self.selector.select(0)
 
     def events(self, eventsockets: Any) -> None:
         """Handle the given ready sockets of this server (for external event loops)."""

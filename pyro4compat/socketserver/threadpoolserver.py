@@ -8,9 +8,11 @@ exhaust the server. Here a connection only holds a worker while it has work:
 * **The loop thread** (whoever runs :meth:`SocketServer_Threadpool.loop`, or an external loop
   through :meth:`~SocketServer_Threadpool.events`) owns the selector. It watches the listening
   socket, a waker socket pair and every *parked* connection. It never reads or writes client
-  data and never blocks on a client: ``accept`` is non-blocking, and a new connection is parked
-  straight away; its handshake (TLS included) runs on a worker once the client has sent
-  something, so a client that connects and stays silent costs a selector slot, not a thread.
+  data and never blocks on a client: ``accept`` is non-blocking. A new connection goes to a
+  worker at once while workers are to spare (the worker waits up to ``LINGER_SECONDS`` for the
+  CONNECT message, as for a next request), otherwise it is parked; its handshake (TLS
+  included) runs on a worker once the client has sent something, so a client that connects
+  and stays silent costs a selector slot, not a thread.
 * **A connection is in exactly one place** at any time: parked in the selector, queued in the
   pool, or held by one worker. That is what keeps the calls of one connection strictly in order
   with never two of them in flight.
@@ -97,6 +99,9 @@ class ClientConnectionJob(object):
             self._finish()
             return
         if not self.connected:
+            if not self._next_request_ready(server._linger()):
+                server._park(self)      # handed over at accept, but the client is still silent
+                return
             if not self.handleConnection():
                 return
             self.connected = True
@@ -129,6 +134,8 @@ class ClientConnectionJob(object):
         pending = getattr(sock, "pending", None)
         if pending is not None and pending():
             return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
+        if linger:
+            self.csock.spin_until_readable()
         try:
             if _has_poll():
                 if self._poller is None:
@@ -324,7 +331,11 @@ class SocketServer_Threadpool(_LoopGuard):
                 return
             log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
             _prepare_accepted(csock)
-            self._register(ClientConnectionJob(csock, caddr, self.daemon, self))
+            job = ClientConnectionJob(csock, caddr, self.daemon, self)
+            if self._linger():
+                self._activate(job, watched=False)   # a free worker waits briefly for its CONNECT
+            else:
+                self._register(job)
 
     def _register(self, job: ClientConnectionJob) -> None:
         try:
@@ -333,9 +344,10 @@ class SocketServer_Threadpool(_LoopGuard):
             log.debug("cannot watch connection %s: %s", job.caddr, exc)
             job._finish()
 
-    def _activate(self, job: ClientConnectionJob) -> None:
-        """A parked connection became readable: give it to a worker (or refuse a new one)."""
-        self._selector.unregister(job.csock.sock)
+    def _activate(self, job: ClientConnectionJob, watched: bool = True) -> None:
+        """A parked connection became readable (or is new): give it to a worker (or refuse a new one)."""
+        if watched:
+            self._selector.unregister(job.csock.sock)
         try:
             if job.connected:
                 self.pool.submit(job)
@@ -371,9 +383,14 @@ class SocketServer_Threadpool(_LoopGuard):
     # --- called by workers ----------------------------------------------------------------------
 
     def _linger(self) -> float:
-        """Workers may wait a little for a connection's next call only while others are free."""
+        """Workers may wait a little for a connection's next call while other work can still get a worker.
+
+        That is while a worker is idle or the pool may still grow, and nothing is queued.
+        """
         pool = self.pool
-        return LINGER_SECONDS if pool is not None and pool.idle and not pool.waiting else 0.0
+        if pool is None or pool.waiting:
+            return 0.0
+        return LINGER_SECONDS if pool.idle or pool.num_workers() < pool.max_workers else 0.0
 
     def _park(self, job: ClientConnectionJob) -> None:
         """Hand a connection back to the loop thread to be watched again."""
