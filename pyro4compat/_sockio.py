@@ -16,9 +16,12 @@ want write").
 
 Fast paths (not in Pyro4): :func:`receive_into` fills a caller's buffer without a copy,
 :func:`send_buffers` sends a header and a payload with one ``sendmsg``, and a read-ahead
-:class:`SocketConnection` gets a small message in one ``recv``. A receive never allocates more
-than ``_PREALLOC_LIMIT`` bytes ahead of the data that actually arrived, so a header that lies
-about its length cannot make us reserve gigabytes. :mod:`pyro4compat.socketutil` re-exports
+:class:`SocketConnection` gets a small message in one ``recv``. A receive never *fills* memory
+ahead of the data that actually arrived: chunks are zero-filled at most ``_PREALLOC_LIMIT``
+bytes ahead, and a large message on a blocking socket (declared size up to ``_TRUSTED_SIZE``)
+goes into one uninitialised ``recv`` buffer whose pages are only backed as data arrives. A
+header that lies about its length therefore costs address space, never gigabytes of RAM.
+:mod:`pyro4compat.socketutil` re-exports
 the public names, as Pyro4 has them there.
 """
 
@@ -61,7 +64,8 @@ ERRNO_EADDRNOTAVAIL = _errno_list("EADDRNOTAVAIL", "WSAEADDRNOTAVAIL")
 ERRNO_EADDRINUSE = _errno_list("EADDRINUSE", "WSAEADDRINUSE")
 
 _RETRYABLE = frozenset(ERRNO_RETRIES)
-_PREALLOC_LIMIT = 1 << 20      # never reserve more than this ahead of received data
+_PREALLOC_LIMIT = 1 << 20      # never zero-fill more than this ahead of received data
+_TRUSTED_SIZE = 256 << 20      # larger declared sizes are never reserved at once (see _recv_rest_at_once)
 _JOIN_LIMIT = 64 * 1024        # below this, joining buffers is cheaper than separate sends
 _IOV_BATCH = 512               # buffers per sendmsg call, well under any IOV_MAX
 _READ_AHEAD_SIZE = 16 * 1024   # a read-ahead connection's reusable receive buffer (small calls fit)
@@ -193,8 +197,34 @@ def _fill(sock: Any, view: memoryview, flags: int) -> int:
     return filled
 
 
-def _recv_growing(sock: Any, size: int, first: bytes, flags: int) -> bytes:
+def _recv_rest_at_once(sock: Any, size: int, first: bytes, flags: int) -> Optional[bytes]:
+    """The rest of a large message with one blocking ``MSG_WAITALL`` recv, or None when that doesn't apply.
+
+    ``recv`` allocates its result uninitialised and the kernel writes the data straight into it,
+    so the memory is only backed by pages as data arrives (a lying header costs address space,
+    not RAM) and nothing is zero-filled or joined. Only for blocking plain sockets and declared
+    sizes up to :data:`_TRUSTED_SIZE`; larger or timed receives grow in chunks.
+    """
+    rest = size - len(first)
+    if not flags or rest <= _PREALLOC_LIMIT or size > _TRUSTED_SIZE or sock.gettimeout() is not None:
+        return None
+    try:
+        data = _recv_once(sock, rest, flags)
+    except MemoryError:
+        return None     # no address space for it: receive in growing chunks instead
+    if len(data) == rest:
+        return first + data if first else data
+    if not data:
+        raise _not_enough_data(first)
+    return _recv_growing(sock, size, first + data, flags, at_once=False)  # interrupted: finish in chunks
+
+
+def _recv_growing(sock: Any, size: int, first: bytes, flags: int, at_once: bool = True) -> bytes:
     """Receive the rest of ``size`` bytes in chunks that grow only as data keeps arriving."""
+    if at_once:
+        whole = _recv_rest_at_once(sock, size, first, flags)
+        if whole is not None:
+            return whole
     chunks = [first] if first else []  # type: List[Any]
     got = len(first)
     while got < size:

@@ -148,9 +148,18 @@ def _holds_slice(value: Any) -> bool:
 
 def safe_loads(data: bytes) -> Any:
     """``marshal.loads`` of untrusted bytes: no allocation bomb, no code object (module doc)."""
+    return loads_with_class_hint(data)[0]
+
+
+def loads_with_class_hint(data: bytes) -> Tuple[Any, bool]:
+    """:func:`safe_loads`, plus whether the value may hold ``__class__`` dicts to recreate.
+
+    Small payloads answer that with a substring search; large ones are walked anyway, and the
+    walk knows whether any dict was seen, which spares a scan of megabytes of bytes or text.
+    """
     if not _quick_check(data) or _code_possible(data):
-        check_marshal_data(data)
-        return marshal.loads(data)
+        dicts = check_marshal_data(data)
+        return marshal.loads(data), dicts and _CLASS_KEY in data
     try:
         value = _load(data)
     except Exception:
@@ -159,7 +168,7 @@ def safe_loads(data: bytes) -> Any:
     if _SLICE_POSSIBLE is not None and _SLICE_POSSIBLE(data) is not None and _holds_slice(value):
         check_marshal_data(data)  # raises "unsupported type code ':'"
         raise _bad("unsupported value type slice")
-    return value
+    return value, _CLASS_KEY in data
 
 
 def _skip_complex_text(data: bytes, pos: int) -> int:
@@ -181,14 +190,16 @@ def _read_count(data: bytes, pos: int, end: int, rule: int) -> Tuple[int, int]:
     return _INT32(data, pos)[0], pos + 4
 
 
-def check_marshal_data(data: bytes) -> None:
+def check_marshal_data(data: bytes) -> bool:
     """Refuse marshal data that would make ``marshal.loads`` allocate far more than it carries.
 
     Walks the type codes without building objects; one pass, no recursion. The common codes are
-    handled inline because this runs on every marshal payload received.
+    handled inline because this runs on every marshal payload received. Returns whether the data
+    holds a dict (only dicts can carry ``__class__`` markers to recreate).
     """
     end = len(data)
     pos = 0
+    dicts = False
     stack = [1]
     codes = _CODES
     while stack:
@@ -220,6 +231,7 @@ def check_marshal_data(data: bytes) -> None:
             pos += 1 + data[pos]
         elif rule == _DICT:
             stack.append(_DICT_KEY)
+            dicts = True
         elif rule == _COMPLEX_TEXT:
             pos = _skip_complex_text(data, pos)
         else:
@@ -236,6 +248,7 @@ def check_marshal_data(data: bytes) -> None:
                 stack.append(count)
         if pos > end:
             raise _bad("truncated")
+    return dicts
 
 
 # --- conversion to marshal-able values -----------------------------------------------------------
@@ -286,16 +299,17 @@ class MarshalSerializer(SerializerBase):
     def loadsCall(self, data: Any) -> Tuple[Any, Any, Any, Any]:
         with DeserializeGuard("marshal"):
             data = self._checked_bytes(data)
-            obj, method, vargs, kwargs = self._check_call(safe_loads(data))
-            if _CLASS_KEY in data:
+            call, classes = loads_with_class_hint(data)
+            obj, method, vargs, kwargs = self._check_call(call)
+            if classes:
                 vargs, kwargs = self.recreate_classes(vargs), self.recreate_classes(kwargs)
             return obj, method, vargs, kwargs
 
     def loads(self, data: Any) -> Any:
         with DeserializeGuard("marshal"):
             data = self._checked_bytes(data)
-            value = safe_loads(data)
-            return self.recreate_classes(value) if _CLASS_KEY in data else value
+            value, classes = loads_with_class_hint(data)
+            return self.recreate_classes(value) if classes else value
 
     def _checked_bytes(self, data: Any) -> bytes:
         data = self._convertToBytes(data)

@@ -86,13 +86,13 @@ def served_promptly(child: ChildServer) -> None:
         assert proxy.echo("still here") == "still here"
 
 
-def _claim_2gib(child: ChildServer, first: bool, limit_expected: bool) -> None:
-    """A header claiming 2 GiB - 1, then 8 MiB of body, another client served, then EOF."""
+def _claim_2gib(child: ChildServer, first: bool, limit_expected: bool, claimed: int = 2 ** 31 - 1) -> None:
+    """A header claiming ``claimed`` bytes (2 GiB - 1), then 8 MiB of body, another client served, then EOF."""
     with RawClient(child.port) as attacker:
         if not first:
             attacker.handshake()
         msg_type = proto.MSG_CONNECT if first else proto.MSG_INVOKE
-        attacker.send(header(msg_type, seq=1, data_size=2 ** 31 - 1))
+        attacker.send(header(msg_type, seq=1, data_size=claimed))
         if limit_expected:
             if first:
                 reply = attacker.reply()
@@ -116,6 +116,17 @@ def test_header_claiming_2gib_reserves_nothing(kind, first):
             with Peak(child, "2 GiB header, no limit, %s" % ("first" if first else "after connect")) as peak:
                 _claim_2gib(child, first, limit_expected=False)
             assert peak.growth_kb < 40 * 1024      # 8 MiB arrived; Pyro4 reserves 2 GiB here
+            served_promptly(child)
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["before handshake", "after handshake"])
+def test_header_claiming_200mib_commits_only_what_arrived(first):
+    """Within the size a blocking receive reserves at once: address space, not RAM, is reserved."""
+    for servertype in ("thread", "multiplex"):
+        with ChildServer("daemon", servertype) as child:
+            with Peak(child, "200 MiB header, no limit, %s" % ("first" if first else "after connect")) as peak:
+                _claim_2gib(child, first, limit_expected=False, claimed=200 * MiB)
+            assert peak.growth_kb < 40 * 1024      # 8 MiB arrived
             served_promptly(child)
 
 

@@ -279,12 +279,34 @@ def test_huge_claimed_size_reserves_at_most_one_mib():
 def test_large_receive_grows_as_data_arrives():
     payload = bytes(range(256)) * (3 * MIB // 256 + 7)
     pieces = [payload[i:i + 700_000] for i in range(0, len(payload), 700_000)]
-    sock = ScriptedSocket(pieces)
+    sock = ScriptedSocket(pieces, timeout=5.0)   # a timed socket: MSG_WAITALL can't wait for it all
     assert socketutil.receiveData(sock, len(payload)) == payload
     requested = [size for method, size, _ in sock.calls]
     assert all(method == "recv_into" for method, _, _ in sock.calls)
     assert requested[0] == MIB                 # the first chunk is capped
     assert sum(requested) < 3 * len(payload)   # later chunks grow, no quadratic re-requests
+
+
+def test_large_blocking_receive_takes_the_rest_in_one_waitall_recv():
+    payload = bytes(range(256)) * (3 * MIB // 256 + 7)
+    sock = ScriptedSocket([payload])
+    assert socketutil.receiveData(sock, len(payload)) == payload
+    assert sock.calls == [("recv", len(payload), socket.MSG_WAITALL)]
+
+
+def test_interrupted_waitall_receive_finishes_in_growing_chunks():
+    payload = bytes(range(256)) * (3 * MIB // 256 + 7)
+    sock = ScriptedSocket([payload[:700_000], payload[700_000:1_500_000], payload[1_500_000:]])
+    assert socketutil.receiveData(sock, len(payload)) == payload
+    methods = [method for method, _, _ in sock.calls]
+    assert methods[0] == "recv" and set(methods[1:]) == {"recv_into"}   # no second at-once attempt
+
+
+def test_declared_size_beyond_trust_is_never_reserved_at_once():
+    sock = ScriptedSocket([b"x" * 10, b""])
+    with pytest.raises(ConnectionClosedError):
+        socketutil.receiveData(sock, _sockio._TRUSTED_SIZE + 1)
+    assert max(size for _, size, _ in sock.calls) <= MIB
 
 
 def test_small_receive_falls_back_after_short_waitall():
