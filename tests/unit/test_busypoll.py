@@ -1,0 +1,148 @@
+"""The adaptive busy-poll: bounded spins, back-off on misses, one spinner per process.
+
+No sockets and no sleeping: the probe is a scripted function and the clock a counter.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, List
+
+import pytest
+
+from pyro4compat import _busypoll
+
+
+class StepClock:
+    """Each reading advances by ``step`` seconds: a spin's length is counted in probes."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
+    steps = StepClock(_busypoll.SPIN_SECONDS / 10 if _busypoll.SPIN_SECONDS else 1e-5)
+    monkeypatch.setattr(_busypoll, "_clock", steps)
+    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 10 * steps.step)
+    return steps
+
+
+def probe_after(calls: int, answer: object = "ready") -> "Probe":
+    return Probe([None] * calls + [answer])
+
+
+class Probe:
+    def __init__(self, script: List[object]) -> None:
+        self.script: Iterator[object] = iter(script)
+        self.count = 0
+
+    def __call__(self) -> object:
+        self.count += 1
+        return next(self.script, None)
+
+
+def test_spin_returns_what_the_probe_found(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+    probe = probe_after(3, answer=["event"])
+    assert spinner.spin(probe) == ["event"]
+    assert probe.count == 4
+
+
+def test_spin_gives_up_after_spin_seconds(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+    probe = probe_after(1000)
+    assert spinner.spin(probe) is None
+    assert probe.count <= 11        # about SPIN_SECONDS worth of probes, never the whole script
+
+
+def test_misses_back_off_exponentially_and_a_hit_resets(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+    spun = []
+    for _ in range(15):
+        probe = probe_after(1000)
+        spinner.spin(probe)
+        spun.append(probe.count > 0)
+    # spin, skip 1, spin, skip 2, spin, skip 4, spin, ...
+    assert spun == [True, False, True, False, False, True, False, False, False, False, True,
+                    False, False, False, False]
+    while spinner._skip:
+        spinner.spin(probe_after(0))
+    assert spinner.spin(probe_after(0)) == "ready"      # a hit ...
+    probe = probe_after(1000)
+    spinner.spin(probe)                                  # ... so the next miss skips one wait only
+    skipped = probe_after(0)
+    assert spinner.spin(skipped) is None and skipped.count == 0
+    assert spinner.spin(probe_after(0)) == "ready"
+
+
+def test_back_off_is_capped(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+    for _ in range(20):
+        spinner._skip = 0
+        spinner.spin(probe_after(1000))
+    assert spinner._backoff == _busypoll._MAX_SKIP
+
+
+def test_only_one_thread_spins_at_a_time(clock: StepClock) -> None:
+    assert _busypoll._spin_slot.acquire(False)      # as if another thread were spinning
+    try:
+        probe = probe_after(0)
+        assert _busypoll.Spinner().spin(probe) is None
+        assert probe.count == 0
+    finally:
+        _busypoll._spin_slot.release()
+    assert _busypoll.Spinner().spin(probe_after(0)) == "ready"
+
+
+def test_a_failing_probe_stops_spinning_for_a_while(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+
+    def closed() -> object:
+        raise ValueError("I/O operation on closed selector")
+    assert spinner.spin(closed) is None
+    assert spinner._skip == _busypoll._MAX_SKIP
+    assert _busypoll._spin_slot.acquire(False)       # the slot was released
+    _busypoll._spin_slot.release()
+
+
+class FakeSocket:
+    def __init__(self, fileno: object) -> None:
+        self._fileno = fileno
+
+    def fileno(self) -> object:
+        return self._fileno
+
+
+class FakeTlsSocket(FakeSocket):
+    def pending(self) -> int:
+        return 0
+
+
+def test_no_spinner_for_tls_fake_or_closed_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 1e-4)
+    assert _busypoll.spinner_for(FakeTlsSocket(0)) is None       # TLS buffers what poll can't see
+    assert _busypoll.spinner_for(object()) is None               # no fileno at all
+    assert _busypoll.spinner_for(FakeSocket(-1)) is None         # closed socket
+
+
+def test_spinning_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 0.0)
+    assert not _busypoll.enabled()
+    assert _busypoll.spinner_for(FakeSocket(0)) is None
+
+
+@pytest.mark.parametrize("text, seconds", [("200", 2e-4), ("0", 0.0), ("-5", 0.0), ("12.5", 1.25e-5)])
+def test_spin_time_from_environment(monkeypatch: pytest.MonkeyPatch, text: str, seconds: float) -> None:
+    monkeypatch.setenv("PYRO4COMPAT_SPIN_US", text)
+    assert _busypoll._spin_seconds_from_env() == pytest.approx(seconds)
+
+
+def test_bad_spin_time_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYRO4COMPAT_SPIN_US", "fast")
+    with pytest.raises(ValueError, match="PYRO4COMPAT_SPIN_US must be a number of microseconds, not 'fast'"):
+        _busypoll._spin_seconds_from_env()
