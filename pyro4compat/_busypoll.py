@@ -23,9 +23,15 @@ Theory of operation
   acquire); a thread that finds it taken blocks at once instead. Spinning threads of one
   process would only fight over the GIL and the cores the real work needs.
 * **The GIL.** A spinner releases the GIL only for each zero-timeout poll and takes it straight
-  back, so another thread of the process that wants the GIL meanwhile may wait until the spin
-  ends: at most ``SPIN_SECONDS``. Such a spin usually misses (the peer that would answer is
-  the starved thread), and misses back off, so in-process clients and servers lose little.
+  back, so another thread of the process that wants the GIL meanwhile waits until the spin
+  ends (CPython hands the GIL over only after its switch interval). Spinning is therefore
+  *gated* on ``_in_flight``, the threads of ours that are busy: inside a proxy call, handling
+  a request, or running a oneway call. A caller spins only while no other of them is busy
+  (:func:`quiet`), a waiter that is not busy itself (a lingering worker, the multiplex loop)
+  only while none is (:func:`idle`). Four client threads calling at once do not spin; idle
+  threads of the application (a reader of stdin, a timer) don't count, they don't want the
+  GIL. A client and a daemon in one process may spin into each other briefly; those spins
+  miss and back off.
 * **Plain sockets only.** TLS sockets keep decrypted bytes the poll cannot see, and platforms
   without ``select.poll`` have no cheap zero-timeout check; there a Spinner is never made.
 """
@@ -36,9 +42,10 @@ import os
 import select
 import threading
 import time
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, List, Optional, TypeVar
 
-__all__ = ["Spinner", "SocketSpinner", "SPIN_SECONDS", "spinner_for", "enabled"]
+__all__ = ["Spinner", "SocketSpinner", "SPIN_SECONDS", "spinner_for", "enabled", "begin_work", "end_work",
+           "quiet", "idle"]
 
 T = TypeVar("T")
 
@@ -67,13 +74,16 @@ class Spinner(object):
         self._skip = 0
         self._backoff = 1
 
-    def spin(self, probe: Callable[[], T]) -> Optional[T]:
+    def spin(self, probe: Callable[[], T], gate: Optional[Callable[[], bool]] = None) -> Optional[T]:
         """Call the zero-timeout ``probe`` until it returns something true (returned), for one spin at most.
 
-        None when this wait does not spin or the spin ran out: the caller then blocks as usual.
+        ``gate`` (default :func:`quiet`) says whether spinning is welcome now. None when this
+        wait does not spin or the spin ran out: the caller then blocks as usual.
         """
         if self._skip:
             self._skip -= 1
+            return None
+        if not (gate or quiet)():
             return None
         if not _spin_slot.acquire(False):
             return None     # another thread of this process is spinning: block instead
@@ -109,9 +119,9 @@ class SocketSpinner(Spinner):
     def _readable(self) -> bool:
         return bool(self._poll(0))
 
-    def wait(self) -> None:
+    def wait(self, gate: Optional[Callable[[], bool]] = None) -> None:
         """Return once the socket is readable or one spin is over (then the caller blocks)."""
-        self.spin(self._readable)
+        self.spin(self._readable, gate)
 
 
 def spinner_for(sock: Any) -> Optional[SocketSpinner]:
@@ -126,3 +136,20 @@ def spinner_for(sock: Any) -> Optional[SocketSpinner]:
 
 def enabled() -> bool:
     return SPIN_SECONDS > 0
+
+
+# One entry per thread of ours that is inside a call (client) or a request (server), or runs a
+# oneway call. list.append and list.pop are atomic, so no lock is needed to keep count.
+_in_flight: List[None] = []
+begin_work = _in_flight.append   # begin_work(None) ... end_work()
+end_work = _in_flight.pop
+
+
+def quiet() -> bool:
+    """The default gate: no thread of ours but the caller is busy (see the module doc)."""
+    return len(_in_flight) <= 1
+
+
+def idle() -> bool:
+    """The gate for waiters that are not busy themselves (a lingering worker, the multiplex loop)."""
+    return not _in_flight

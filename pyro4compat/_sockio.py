@@ -394,6 +394,7 @@ class SocketConnection(object):
         self._rstart = 0
         self._rend = 0
         self._spinner: Any = None    # (socket, its spinner or None): see spin_until_readable
+        self.spin_gate: Any = None   # when spinning is welcome (None: _busypoll.quiet)
 
     def __del__(self) -> None:
         if "sock" in self.__dict__:
@@ -443,14 +444,18 @@ class SocketConnection(object):
             return view[:size].tobytes()
         return _recv_growing(self.sock, size, view[:count].tobytes(), _waitall_flag(self.sock))
 
-    def spin_until_readable(self) -> None:
-        """Busy-poll briefly for the next bytes before a blocking receive (see :mod:`._busypoll`)."""
+    def spin_until_readable(self, gate: Any = None) -> None:
+        """Busy-poll briefly for the next bytes before a blocking receive (see :mod:`._busypoll`).
+
+        ``gate`` says whether spinning is welcome now (default: ``spin_gate``, else no other busy
+        thread of ours).
+        """
         sock = self.sock
         known = self._spinner
         if known is None or known[0] is not sock:   # first wait, or the socket was wrapped in TLS
             known = self._spinner = (sock, spinner_for(sock))
         if known[1] is not None:
-            known[1].wait()
+            known[1].wait(gate or self.spin_gate)
 
     def _recv_buffered(self, size: int) -> bytes:
         start, end = self._rstart, self._rend

@@ -29,6 +29,7 @@ import time
 from typing import Any, Dict, Optional, Set
 
 from .. import constants, errors, socketutil
+from .._busypoll import begin_work, end_work
 from .._protocol import hmac_key_bytes
 from .._context import current_context
 from .._serializers import get_serializer, get_serializer_by_id, wirenames
@@ -335,11 +336,14 @@ class Proxy:
             request = Message(MSG_INVOKE, payload, serializer.serializer_id, flags, self._pyroSeq,
                               annotations=annotations, hmac_key=self._pyroHmacKey)
             del payload
+            begin_work(None)
             try:
                 return self.__exchange(request, serializer)
             except (errors.CommunicationError, KeyboardInterrupt):
                 self._pyroRelease()  # the stream position is unknown now: never reuse it
                 raise
+            finally:
+                end_work()
 
     def __exchange(self, request: Message, serializer: Any) -> Any:
         if config.LOGWIRE:

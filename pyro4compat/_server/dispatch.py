@@ -39,6 +39,7 @@ import uuid
 from typing import Any, Dict, Optional, Tuple
 
 from .. import _protocol, constants, errors
+from .._busypoll import begin_work, end_work
 from .._client.blob import SerializedBlob
 from .._context import current_context
 from .._serializers import get_serializer_by_id
@@ -291,10 +292,12 @@ def _start_oneway(func: Any, vargs: Any, kwargs: Any) -> None:
         worker = threading.current_thread()
         pool_name, worker.name = worker.name, ONEWAY_THREAD_NAME  # the name Pyro4's thread has
         current_context._restore(snapshot)
+        begin_work(None)
         try:
             # reports what escapes to threading.excepthook while the thread still has that name
             _run_task(lambda: func(*vargs, **kwargs))
         finally:  # the worker serves other work next: don't leave this client in its context
+            end_work()
             current_context._restore((None, None, 0, 0, 0, {}, {}, None, None))
             worker.name = pool_name
 

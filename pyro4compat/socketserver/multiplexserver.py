@@ -166,7 +166,7 @@ class SocketServer_Multiplex(_LoopGuard):
         timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
         poll = _poll_timeout()
         try:
-            ready = self._spinner.spin(self._select_now) if self._spinner is not None else None
+            ready = self._spinner.spin(self._select_now, _busypoll.idle) if self._spinner is not None else None
             if not ready:
                 ready = self.selector.select(timeout if poll is None else min(poll, timeout))
         except (OSError, ValueError):

@@ -57,6 +57,7 @@ from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
 from .. import _protocol, errors, socketutil
+from .._busypoll import begin_work, end_work, quiet
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
@@ -67,7 +68,7 @@ __all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper"]
 log = logging.getLogger("Pyro4.threadpoolserver")
 _client_disconnect_lock = threading.Lock()
 
-LINGER_SECONDS = 0.001      # how long a worker with spare colleagues waits for a connection's next call
+LINGER_SECONDS = 0.001     # how long a worker with spare colleagues waits for a connection's next call
 NEW_CONNECTION_BACKLOG = 100  # jobs queued without a worker before new connections are refused
 DENIED_REASON = "no free workers, increase server threadpool size"
 _ACCEPT_BATCH = 64          # connections accepted per readiness event, so clients get served in between
@@ -86,6 +87,7 @@ class ClientConnectionJob(object):
     def __init__(self, clientSocket: Any, clientAddr: Any, daemon: Any, server: "SocketServer_Threadpool") -> None:
         self.csock = socketutil.SocketConnection(clientSocket)
         self.csock.read_ahead = True   # header and small body in one recv; surplus is checked below
+        self.csock.spin_gate = server._may_spin
         self.caddr = clientAddr
         self.daemon = daemon
         self.server = server
@@ -116,6 +118,7 @@ class ClientConnectionJob(object):
 
     def _serve_one(self) -> bool:
         """Handle one request; on failure close the connection and return False."""
+        begin_work(None)
         try:
             self.daemon.handleRequest(self.csock)
             return True
@@ -125,6 +128,8 @@ class ClientConnectionJob(object):
             if not isinstance(exc, Exception):
                 raise
             return False
+        finally:
+            end_work()
 
     def _next_request_ready(self, linger: float) -> bool:
         """Is the next request (or EOF) already readable? Waits up to ``linger`` seconds."""
@@ -391,6 +396,11 @@ class SocketServer_Threadpool(_LoopGuard):
         if pool is None or pool.waiting:
             return 0.0
         return LINGER_SECONDS if pool.idle or pool.num_workers() < pool.max_workers else 0.0
+
+    def _may_spin(self) -> bool:
+        """Busy-polling is welcome while one connection alone holds a worker (see _busypoll)."""
+        pool = self.pool
+        return pool is not None and len(pool.busy) <= 1 and quiet()
 
     def _park(self, job: ClientConnectionJob) -> None:
         """Hand a connection back to the loop thread to be watched again."""

@@ -146,3 +146,22 @@ def test_bad_spin_time_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PYRO4COMPAT_SPIN_US", "fast")
     with pytest.raises(ValueError, match="PYRO4COMPAT_SPIN_US must be a number of microseconds, not 'fast'"):
         _busypoll._spin_seconds_from_env()
+
+
+def test_spinning_waits_for_other_busy_threads(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+    _busypoll.begin_work(None)          # this caller, inside a call
+    try:
+        assert _busypoll.quiet() and not _busypoll.idle()
+        assert spinner.spin(probe_after(0)) == "ready"
+        _busypoll.begin_work(None)      # another thread of ours is busy too
+        try:
+            probe = probe_after(0)
+            assert not _busypoll.quiet()
+            assert spinner.spin(probe) is None and probe.count == 0
+        finally:
+            _busypoll.end_work()
+    finally:
+        _busypoll.end_work()
+    assert _busypoll.idle()
+    assert spinner.spin(probe_after(0), _busypoll.idle) == "ready"
