@@ -142,7 +142,24 @@ def enabled() -> bool:
 # oneway call. list.append and list.pop are atomic, so no lock is needed to keep count.
 _in_flight: List[None] = []
 begin_work = _in_flight.append   # begin_work(None) ... end_work()
-end_work = _in_flight.pop
+
+
+def end_work() -> None:
+    try:
+        _in_flight.pop()
+    except IndexError:
+        pass    # begun before a fork that emptied the list in this child
+
+
+def _reset_after_fork() -> None:
+    """A forked child has only the forking thread: no other spinner, nothing of ours busy."""
+    global _spin_slot
+    _spin_slot = threading.Lock()
+    del _in_flight[:]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def quiet() -> bool:

@@ -165,3 +165,15 @@ def test_spinning_waits_for_other_busy_threads(clock: StepClock) -> None:
         _busypoll.end_work()
     assert _busypoll.idle()
     assert spinner.spin(probe_after(0), _busypoll.idle) == "ready"
+
+
+def test_fork_child_starts_with_no_spinner_and_nothing_busy() -> None:
+    _busypoll.begin_work(None)
+    try:
+        _busypoll._reset_after_fork()           # what os.register_at_fork runs in a child
+        assert _busypoll.idle()
+        assert _busypoll._spin_slot.acquire(False)
+        _busypoll._spin_slot.release()
+    finally:
+        _busypoll.end_work()                    # begun before the "fork": must not raise
+    assert _busypoll.idle()
