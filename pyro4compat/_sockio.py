@@ -197,34 +197,33 @@ def _fill(sock: Any, view: memoryview, flags: int) -> int:
     return filled
 
 
-def _recv_rest_at_once(sock: Any, size: int, first: bytes, flags: int) -> Optional[bytes]:
-    """The rest of a large message with one blocking ``MSG_WAITALL`` recv, or None when that doesn't apply.
+def _recv_rest_at_once(sock: Any, size: int, first: bytes, flags: int) -> bytes:
+    """``first`` plus what one blocking ``MSG_WAITALL`` recv of the rest brings, where that applies.
 
     ``recv`` allocates its result uninitialised and the kernel writes the data straight into it,
     so the memory is only backed by pages as data arrives (a lying header costs address space,
     not RAM) and nothing is zero-filled or joined. Only for blocking plain sockets and declared
-    sizes up to :data:`_TRUSTED_SIZE`; larger or timed receives grow in chunks.
+    sizes up to :data:`_TRUSTED_SIZE`; otherwise ``first`` comes back unchanged, and whatever is
+    still missing (also after an interrupted recv) is received in growing chunks.
     """
     rest = size - len(first)
     if not flags or rest <= _PREALLOC_LIMIT or size > _TRUSTED_SIZE or sock.gettimeout() is not None:
-        return None
+        return first
     try:
         data = _recv_once(sock, rest, flags)
     except MemoryError:
-        return None     # no address space for it: receive in growing chunks instead
-    if len(data) == rest:
-        return first + data if first else data
+        return first    # no address space for it: receive in growing chunks instead
     if not data:
         raise _not_enough_data(first)
-    return _recv_growing(sock, size, first + data, flags, at_once=False)  # interrupted: finish in chunks
+    return first + data if first else data
 
 
-def _recv_growing(sock: Any, size: int, first: bytes, flags: int, at_once: bool = True) -> bytes:
-    """Receive the rest of ``size`` bytes in chunks that grow only as data keeps arriving."""
-    if at_once:
-        whole = _recv_rest_at_once(sock, size, first, flags)
-        if whole is not None:
-            return whole
+def _recv_growing(sock: Any, size: int, first: bytes, flags: int) -> bytes:
+    """Receive the rest of ``size`` bytes: at once where possible, else in chunks that grow only
+    as data keeps arriving."""
+    first = _recv_rest_at_once(sock, size, first, flags)
+    if len(first) == size:
+        return first
     chunks = [first] if first else []  # type: List[Any]
     got = len(first)
     while got < size:
@@ -444,18 +443,17 @@ class SocketConnection(object):
             return view[:size].tobytes()
         return _recv_growing(self.sock, size, view[:count].tobytes(), _waitall_flag(self.sock))
 
-    def spin_until_readable(self, gate: Any = None) -> None:
+    def spin_until_readable(self) -> None:
         """Busy-poll briefly for the next bytes before a blocking receive (see :mod:`._busypoll`).
 
-        ``gate`` says whether spinning is welcome now (default: ``spin_gate``, else no other busy
-        thread of ours).
+        ``spin_gate`` says whether spinning is welcome now (None: no other busy thread of ours).
         """
         sock = self.sock
         known = self._spinner
         if known is None or known[0] is not sock:   # first wait, or the socket was wrapped in TLS
             known = self._spinner = (sock, spinner_for(sock))
         if known[1] is not None:
-            known[1].wait(gate or self.spin_gate)
+            known[1].wait(self.spin_gate)
 
     def _recv_buffered(self, size: int) -> bytes:
         start, end = self._rstart, self._rend

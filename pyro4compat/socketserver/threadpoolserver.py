@@ -68,7 +68,7 @@ __all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper"]
 log = logging.getLogger("Pyro4.threadpoolserver")
 _client_disconnect_lock = threading.Lock()
 
-LINGER_SECONDS = 0.001     # how long a worker with spare colleagues waits for a connection's next call
+LINGER_SECONDS = 0.001      # how long a worker with spare colleagues waits for a connection's next call
 NEW_CONNECTION_BACKLOG = 100  # jobs queued without a worker before new connections are refused
 DENIED_REASON = "no free workers, increase server threadpool size"
 _ACCEPT_BATCH = 64          # connections accepted per readiness event, so clients get served in between
