@@ -74,6 +74,7 @@ _COUNTED = b"([<>l" + bytes(code | _FLAG_REF for code in b"([<>l")
 _COUNT_FIELDS = re.compile(b"[" + re.escape(_COUNTED) + b"](?=(....))", re.DOTALL)
 _QUICK_MAX_SIZE = 8192  # larger payloads get the walk (strings and blobs make it cheap there)
 _CLASS_KEY = b"__class__"
+_CLASS_KEY_SIZE = len(_CLASS_KEY)
 
 
 def _quick_check(data: bytes) -> bool:
@@ -155,11 +156,11 @@ def loads_with_class_hint(data: bytes) -> Tuple[Any, bool]:
     """:func:`safe_loads`, plus whether the value may hold ``__class__`` dicts to recreate.
 
     Small payloads answer that with a substring search; large ones are walked anyway, and the
-    walk knows whether any dict was seen, which spares a scan of megabytes of bytes or text.
+    walk notes any ``__class__`` string, which spares a scan of megabytes of bytes or text.
     """
     if not _quick_check(data) or _code_possible(data):
-        dicts = check_marshal_data(data)
-        return marshal.loads(data), dicts and _CLASS_KEY in data
+        class_key = check_marshal_data(data)
+        return marshal.loads(data), class_key
     try:
         value = _load(data)
     except Exception:
@@ -195,11 +196,12 @@ def check_marshal_data(data: bytes) -> bool:
 
     Walks the type codes without building objects; one pass, no recursion. The common codes are
     handled inline because this runs on every marshal payload received. Returns whether the data
-    holds a dict (only dicts can carry ``__class__`` markers to recreate).
+    holds the text ``__class__`` as a string of its own (only then can a dict carry a class marker
+    to recreate; a back-reference always follows the string's first, literal appearance).
     """
     end = len(data)
     pos = 0
-    dicts = False
+    class_key = False
     stack = [1]
     codes = _CODES
     while stack:
@@ -228,10 +230,11 @@ def check_marshal_data(data: bytes) -> bool:
         elif rule == _LEN1:
             if pos >= end:
                 raise _bad("truncated")
+            if data[pos] == _CLASS_KEY_SIZE and data[pos + 1:pos + 1 + _CLASS_KEY_SIZE] == _CLASS_KEY:
+                class_key = True
             pos += 1 + data[pos]
         elif rule == _DICT:
             stack.append(_DICT_KEY)
-            dicts = True
         elif rule == _COMPLEX_TEXT:
             pos = _skip_complex_text(data, pos)
         else:
@@ -241,6 +244,8 @@ def check_marshal_data(data: bytes) -> bool:
             elif count < 0:
                 raise _bad("negative size")
             elif rule == _LEN4:
+                if count == _CLASS_KEY_SIZE and data[pos:pos + _CLASS_KEY_SIZE] == _CLASS_KEY:
+                    class_key = True
                 pos += count
             elif count > end - pos:
                 raise _bad("declared element count %d exceeds the payload" % count)
@@ -248,7 +253,7 @@ def check_marshal_data(data: bytes) -> bool:
                 stack.append(count)
         if pos > end:
             raise _bad("truncated")
-    return dicts
+    return class_key
 
 
 # --- conversion to marshal-able values -----------------------------------------------------------

@@ -107,6 +107,24 @@ def test_marshal_guard_accepts_every_version(value):
         marshal_serializer.check_marshal_data(marshal.dumps(value, version))
 
 
+_BIG = "x" * 20000  # past the quick check: these payloads take the walk
+
+
+@pytest.mark.parametrize("value, expected", [
+    (("obj", "m", [_BIG], {}), False),
+    ({"a": _BIG, "b": [b"__class__x", "__clas"]}, False),
+    ({"__class__": "X", "v": _BIG}, True),
+    ([{"k": 1, "__class__": "X"}, {"__class__": "Y"}, _BIG], True),  # the second key is a back-reference
+    ([b"__class__", _BIG], True),  # conservative: any such string counts
+    (["\u00fc" * 3, "__class__", _BIG], True),
+], ids=repr)
+def test_marshal_walk_notes_class_markers(value, expected):
+    for version in range(marshal.version + 1):
+        data = marshal.dumps(value, version)
+        assert marshal_serializer.check_marshal_data(data) is expected
+        assert marshal_serializer.loads_with_class_hint(data) == (value, expected)
+
+
 @pytest.mark.parametrize("data, message", [
     (b"(" + struct.pack("<i", 2 ** 31 - 1), "declared element count 2147483647 exceeds the payload"),
     (b"[" + struct.pack("<i", 10 ** 9) + b"N" * 10, "exceeds the payload"),
