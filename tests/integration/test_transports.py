@@ -544,6 +544,29 @@ def test_pool_grows_to_max_refuses_beyond_backlog_and_shrinks():
     assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("Pyro-Worker")])
 
 
+@pytest.mark.timeout(20)
+def test_pool_hands_each_job_to_the_worker_idle_the_shortest_time():
+    config.THREADPOOL_SIZE, config.THREADPOOL_SIZE_MIN = 4, 4
+    ran_on = []
+    done = threading.Semaphore(0)
+
+    def job() -> None:
+        ran_on.append(threading.current_thread())
+        done.release()
+
+    def asleep(pool: Pool, count: int) -> bool:
+        with pool._lock:
+            return len(pool._sleepers) == count
+
+    with Pool() as pool:
+        assert wait_for(lambda: asleep(pool, 4))
+        for _ in range(5):
+            pool.submit(job)
+            assert done.acquire(timeout=10)
+            assert wait_for(lambda: asleep(pool, 4))   # its worker is back on top of the stack
+    assert len(set(ran_on)) == 1, ran_on             # a FIFO wake-up would rotate through all four
+
+
 @pytest.mark.parametrize("size, minimum", [(0, 1), (1, 0), (2, 3)])
 def test_pool_rejects_bad_sizes(size, minimum):
     config.THREADPOOL_SIZE, config.THREADPOOL_SIZE_MIN = size, minimum
