@@ -69,6 +69,7 @@ _TRUSTED_SIZE = 256 << 20      # larger declared sizes are never reserved at onc
 _JOIN_LIMIT = 64 * 1024        # below this, joining buffers is cheaper than separate sends
 _IOV_BATCH = 512               # buffers per sendmsg call, well under any IOV_MAX
 _READ_AHEAD_SIZE = 16 * 1024   # a read-ahead connection's reusable receive buffer (small calls fit)
+_EXACT_AFTER_LARGE = 3         # exact small receives after a large one before reading ahead again
 
 # Sentinel: "leave the socket's timeout at the process default" (Pyro4 has the same name).
 _GLOBAL_DEFAULT_TIMEOUT = object()
@@ -392,6 +393,10 @@ class SocketConnection(object):
         self._rbuf: Optional[memoryview] = None
         self._rstart = 0
         self._rend = 0
+        # After a receive of _PREALLOC_LIMIT or more, the next few small receives are exact: a
+        # read-ahead would pull the start of a following large payload into _rbuf, and that payload
+        # would then need a second large buffer to join it to the rest (see recv).
+        self._exact_reads = 0
         self._spinner: Any = None    # (socket, its spinner or None): see spin_until_readable
         self.spin_gate: Any = None   # when spinning is welcome (None: _busypoll.quiet)
 
@@ -413,11 +418,24 @@ class SocketConnection(object):
         send_buffers(self.sock, buffers)
 
     def recv(self, size: int) -> bytes:
-        """Exactly ``size`` bytes (Pyro4's contract); served from read-ahead bytes first."""
+        """Exactly ``size`` bytes (Pyro4's contract); served from read-ahead bytes first.
+
+        Large payloads tend to follow large payloads (a bulk transfer, an echo). Once one arrived,
+        the next :data:`_EXACT_AFTER_LARGE` small receives (a header, its annotations) take exactly
+        what they ask for, so a following large payload lands whole in one fresh buffer instead of
+        being joined to a read-ahead prefix: on glibc the second buffer alive at once is what
+        makes each of them cost fresh pages. Read-ahead resumes once the small receives go on.
+        """
         if self._rend:
             return self._recv_buffered(size)
-        if self.read_ahead and 0 <= size < _READ_AHEAD_SIZE:
-            return self._recv_ahead(size) if size else b""  # an empty payload costs no syscall
+        if size >= _PREALLOC_LIMIT:
+            self._exact_reads = _EXACT_AFTER_LARGE
+        elif self.read_ahead and size < _READ_AHEAD_SIZE:
+            if not size:
+                return b""   # an empty payload costs no syscall
+            if not self._exact_reads:
+                return self._recv_ahead(size)
+            self._exact_reads -= 1
         return receiveData(self.sock, size)
 
     @property
@@ -465,6 +483,8 @@ class SocketConnection(object):
             self._rstart = start + take
         if take == size:
             return data
+        if size >= _PREALLOC_LIMIT:
+            self._exact_reads = _EXACT_AFTER_LARGE
         if size - take >= _READ_AHEAD_SIZE:  # a large payload: one join, no second copy
             return _recv_growing(self.sock, size, data, _waitall_flag(self.sock))
         return _prefixed(data, lambda: self.recv(size - take))

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from pyro4compat import _protocol as proto
-from pyro4compat import socketutil
+from pyro4compat import _sockio, socketutil
 from pyro4compat.errors import ConnectionClosedError, ProtocolError
 from pyro4compat.message import Message
 
@@ -98,6 +98,21 @@ def test_large_payload_after_read_ahead_is_complete():
     conn = _conn(pieces)
     assert conn.recv(10) == payload[:10]
     assert conn.recv(len(payload) - 10) == payload[10:]
+
+
+def test_after_a_large_payload_the_next_header_is_read_exactly():
+    big = _wire(b"L" * (_sockio._PREALLOC_LIMIT + 10))
+    small = _wire(b"s" * 10, seq=8)
+    conn = _conn([big + big + small + small + small])
+    assert Message.recv(conn, [proto.MSG_RESULT]).data_size > _sockio._PREALLOC_LIMIT
+    recvs_before = len(conn.sock.calls)
+    second = Message.recv(conn, [proto.MSG_RESULT])
+    assert second.data == b"L" * (_sockio._PREALLOC_LIMIT + 10)
+    # the header exactly, then the payload whole: nothing of it pulled into the read-ahead buffer
+    assert [size for _, size, _ in conn.sock.calls[recvs_before:]] == [proto.HEADER_SIZE, len(second.data)]
+    assert [Message.recv(conn, [proto.MSG_RESULT]).data for _ in range(3)] == [b"s" * 10] * 3
+    # small messages went on: reading ahead resumed (one recv_into brought the last message)
+    assert conn.sock.calls[-1][0] == "recv_into"
 
 
 def test_recv_into_uses_buffered_bytes_first():
