@@ -351,6 +351,7 @@ class Proxy:
         request.send(self._pyroConnection)
         if request.flags & FLAGS_ONEWAY:
             return None
+        request.data = b""  # _pyroInvoke still holds the request: let a large payload go now
         del request
         reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=self._pyroHmacKey)
         if config.LOGWIRE:

@@ -327,9 +327,10 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
                 _reply_too_large(daemon, conn, seq, serializer_id, str(exc))
             return
         if flags & FLAGS_KEEPSERIALIZED:
-            object_id, method, vargs, kwargs = _blob_call(msg)
+            object_id, method, vargs, kwargs = _blob_call(msg)  # the blob keeps msg and its data
         else:
             object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data)
+            msg.data = b""  # the caller still holds msg: let a large payload go before the call
         _record_context(conn, msg, flags)
         del msg
         outcome = _call(daemon, conn, object_id, method, vargs, kwargs or {}, flags, callback)
