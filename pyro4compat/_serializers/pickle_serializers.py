@@ -155,10 +155,18 @@ _DillUnpickler = _make_unpickler_class(dill.Unpickler) if dill is not None else 
 _CloudPickler = _make_pickler_class(cloudpickle.CloudPickler) if cloudpickle is not None else None
 
 
+class _Pieces(list):
+    """A pickler's output file that keeps what it is given: large bytes values arrive as
+    themselves (protocol 4+ writes them past the frame buffer), and one exact-size join at the
+    end copies them once, where a growing BytesIO would copy and reallocate on the way."""
+
+    write = list.append
+
+
 def _dump(pickler_class: Any, data: Any, protocol: int) -> bytes:
-    buffer = io.BytesIO()
-    pickler_class(buffer, protocol).dump(data)
-    return buffer.getvalue()
+    pieces = _Pieces()
+    pickler_class(pieces, protocol).dump(data)
+    return b"".join(pieces)
 
 
 def _load(unpickler_class: Any, data: Any, what: str) -> Any:
