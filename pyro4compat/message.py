@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any, Container, Dict, Optional
 
-from . import _protocol as proto
+from . import _large_buffers, _protocol as proto
 from .configuration import config
 from .errors import MessageTooLargeError, ProtocolError, SecurityError
 
@@ -96,6 +96,8 @@ class Message(object):
         if len(data) < proto.SEND_JOIN_LIMIT:
             connection.send(self._head_bytes() + data)  # one buffer: no Nagle delay, one syscall
             return
+        if len(data) >= _large_buffers.LARGE:
+            _large_buffers.expect(len(data))
         chunks = proto.wire_chunks(self._head_bytes(), data)
         send_buffers = getattr(connection, "send_buffers", None)
         if send_buffers is not None and len(chunks) > 1:
@@ -110,6 +112,8 @@ class Message(object):
         msg = cls.__new__(cls)
         (msg.type, msg.flags, msg.seq, msg.data_size, msg.serializer_id,
          msg.annotations_size) = proto.header_fields(headerData)
+        if msg.data_size >= _large_buffers.LARGE:
+            _large_buffers.expect(msg.data_size)
         msg.data = b""
         msg.annotations = {}
         msg.hmac_key = None

@@ -39,7 +39,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
 
-from .. import _busypoll, _protocol, errors, socketutil
+from .. import _busypoll, _large_buffers, _protocol, errors, socketutil
 from ..configuration import config
 from ..message import Message
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
@@ -69,6 +69,8 @@ def message_from_frame(frame: _protocol.Frame, hmac_key: Optional[bytes]) -> Mes
     msg.seq = header.seq
     msg.data = frame.payload
     msg.data_size = header.data_size
+    if header.data_size >= _large_buffers.LARGE:
+        _large_buffers.expect(header.data_size)  # from the next such message on, see the module
     msg.serializer_id = header.serializer_id
     msg.annotations = frame.annotations
     msg.annotations_size = header.annotations_size

@@ -1,0 +1,65 @@
+"""The glibc threshold nudge for large messages (``_large_buffers``), with a recording release."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyro4compat import _large_buffers, _protocol as proto
+from pyro4compat.message import Message
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("message_size, block", [
+    (MIB, 3 * MIB), (MIB + 1, 4 * MIB), (10_000_000, 21 * MIB), (15 * MIB, 31 * MIB), (2 ** 31, 31 * MIB),
+])
+def test_block_size_is_twice_the_message_in_whole_mib_capped(message_size, block):
+    assert _large_buffers.block_size(message_size) == block
+
+
+def test_keeper_frees_one_block_per_new_high_water_mark():
+    freed = []
+    keeper = _large_buffers.Keeper(True, freed.append)
+    for size in (MIB, MIB, 10_000_000, 2 * MIB, 10_000_000, 2 ** 31, 50 * MIB):
+        keeper.expect(size)
+    assert freed == [3 * MIB, 21 * MIB, 31 * MIB]
+
+
+def test_disabled_keeper_never_frees():
+    freed = []
+    keeper = _large_buffers.Keeper(False, freed.append)
+    keeper.expect(2 ** 31)
+    assert freed == []
+
+
+@pytest.mark.parametrize("value, enabled", [(None, True), ("1", True), ("0", False), (" 0 ", False)])
+def test_environment_switch(value, enabled):
+    environ = {} if value is None else {_large_buffers.ENV_VAR: value}
+    assert _large_buffers.enabled_by(environ) is enabled
+
+
+@pytest.mark.parametrize("value", ["yes", "", "2", "-1"])
+def test_environment_switch_refuses_other_values(value):
+    with pytest.raises(ValueError, match="PYRO4COMPAT_KEEP_LARGE_BUFFERS must be 0 or 1"):
+        _large_buffers.enabled_by({_large_buffers.ENV_VAR: value})
+
+
+class Sink:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, data):
+        self.sent.append(bytes(data))
+
+    def send_buffers(self, buffers):
+        self.sent.append(b"".join(bytes(b) for b in buffers))
+
+
+@pytest.mark.parametrize("size, expected", [(MIB - 1, []), (MIB, [MIB]), (5 * MIB, [5 * MIB])])
+def test_messages_sent_and_received_report_large_payloads(monkeypatch, size, expected):
+    seen = []
+    monkeypatch.setattr(_large_buffers, "expect", seen.append)
+    sink = Sink()
+    Message(proto.MSG_RESULT, b"x" * size, 3, 0, 1).send(sink)
+    Message.from_header(sink.sent[0][:proto.HEADER_SIZE])
+    assert seen == expected * 2
