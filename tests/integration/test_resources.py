@@ -102,7 +102,9 @@ def test_daemon_returns_to_idle(servertype, serve, scenario: Callable[[Any, Thin
             assert warmup.echo("warm") == "warm"
         idle_threads, idle_fds = _settled()
         scenario(uri, thing)
-        ok = wait_until(lambda: (threading.active_count(), open_fds()) == (idle_threads, idle_fds))
+        # threads may end below the baseline: a pool worker above THREADPOOL_SIZE_MIN that was
+        # still finishing the warm-up may have retired meanwhile; more would be a leak
+        ok = wait_until(lambda: threading.active_count() <= idle_threads and open_fds() == idle_fds)
         assert ok, "threads %d (idle %d), fds %d (idle %d): %s" % (
             threading.active_count(), idle_threads, open_fds(), idle_fds,
             [t.name for t in threading.enumerate()])
