@@ -17,7 +17,9 @@ single lock:
 
 Rules:
 
-1. Submitting wakes an idle worker. If there are more queued tasks than idle workers, it
+1. Submitting wakes an idle worker, the one idle the shortest time (each waits on its own
+   condition, the newest on top of ``_sleepers``): a trickle of work keeps meeting one warm
+   thread while the others time out. If there are more queued tasks than idle workers, it
    starts a worker, as long as fewer than ``soft_limit`` workers are *runnable* (alive and
    not blocked). A worker idle for ``idle_timeout`` exits, so a process that made one call
    soon has no extra threads again.
@@ -107,7 +109,7 @@ class _Executor:
         self._stall_interval = stall_interval
         self.name = name
         self._lock = threading.Lock()
-        self._work_ready = threading.Condition(self._lock)
+        self._sleepers: list[threading.Condition] = []  # idle workers' wake-ups, newest last
         self._monitor_wake = threading.Condition(self._lock)
         self._changed = threading.Condition(self._lock)  # a worker or the monitor exited
         self._queue: collections.deque[Task] = collections.deque()
@@ -162,8 +164,8 @@ class _Executor:
 
     def _enqueue(self, task: Task) -> None:
         self._queue.append(task)
-        if self._idle:
-            self._work_ready.notify()
+        if self._sleepers:
+            self._sleepers.pop().notify()  # the worker idle the shortest time: still warm
         if len(self._queue) > self._idle and not self._spawn_if_starved():
             self._wake_monitor()  # saturated: let the monitor watch for a stall
 
@@ -201,9 +203,10 @@ class _Executor:
     def _worker_main(self) -> None:
         """Unlocked. Take tasks until idle for too long or surplus, then exit."""
         _local.pool = self
+        wakeup = threading.Condition(self._lock)
         while True:
             with self._lock:
-                task = self._next_task()
+                task = self._next_task(wakeup)
                 if task is None:
                     self._workers -= 1
                     self._changed.notify_all()
@@ -211,7 +214,7 @@ class _Executor:
             _run_task(task)
             del task
 
-    def _next_task(self) -> Task | None:
+    def _next_task(self, wakeup: threading.Condition) -> Task | None:
         deadline = None
         while True:
             if self._queue:
@@ -228,7 +231,9 @@ class _Executor:
             elif now >= deadline:
                 return None
             self._idle += 1
-            self._work_ready.wait(deadline - now)
+            self._sleepers.append(wakeup)
+            if not wakeup.wait(deadline - now) and wakeup in self._sleepers:
+                self._sleepers.remove(wakeup)  # timed out, and nobody popped it meanwhile
             self._idle -= 1
 
     # ---- monitor thread ------------------------------------------------------------------
