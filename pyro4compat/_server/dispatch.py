@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import marshal
 import os
-import random
 import socket
 import sys
 import threading
@@ -124,16 +123,9 @@ _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # version and
 _V4_SET = (4 << 76) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
-# Fresh correlation ids need to be unique, not secret: a private generator seeded from
-# os.urandom (again in a forked child) gives 122 random bits per id without a system call per
-# request. os.urandom releases the GIL, and getting it back behind a busy thread (a oneway
-# worker, another connection's worker) cost more than the rest of the call's bookkeeping.
-_correlation_random = random.Random()
-
-
 def _random_correlation_bytes() -> bytes:
     """16 random bytes shaped as ``uuid.uuid4().bytes``, without building a UUID object."""
-    return ((_correlation_random.getrandbits(128) & _V4_CLEAR) | _V4_SET).to_bytes(16, "big")
+    return ((int.from_bytes(os.urandom(16), "big") & _V4_CLEAR) | _V4_SET).to_bytes(16, "big")
 
 
 def _set_correlation_id(annotations: Dict[str, bytes]) -> None:
@@ -280,7 +272,6 @@ _oneway_pool = _new_oneway_pool()
 def _fresh_oneway_pool_after_fork() -> None:
     global _oneway_pool
     _oneway_pool = _new_oneway_pool()
-    _correlation_random.seed()  # parent and child must not hand out the same ids
 
 
 if hasattr(os, "register_at_fork"):

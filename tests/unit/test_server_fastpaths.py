@@ -196,14 +196,6 @@ def test_fresh_correlation_ids_look_like_uuid4() -> None:
         assert (len(raw), value.version, value.variant) == (16, 4, uuid.RFC_4122)
 
 
-def test_forked_child_reseeds_correlation_ids() -> None:
-    state = dispatch._correlation_random.getstate()
-    parent_next = dispatch._random_correlation_bytes()
-    dispatch._correlation_random.setstate(state)
-    dispatch._fresh_oneway_pool_after_fork()          # what os.register_at_fork runs in a child
-    assert dispatch._random_correlation_bytes() != parent_next
-
-
 def test_bad_corr_annotation_still_refused() -> None:
     with pytest.raises(ValueError):
         dispatch._set_correlation_id({"CORR": b"short"})
