@@ -430,7 +430,7 @@ class SocketConnection(object):
             return self._recv_buffered(size)
         if size >= _PREALLOC_LIMIT:
             self._exact_reads = _EXACT_AFTER_LARGE
-        elif self.read_ahead and size < _READ_AHEAD_SIZE:
+        elif self.read_ahead and 0 <= size < _READ_AHEAD_SIZE:
             if not size:
                 return b""   # an empty payload costs no syscall
             if not self._exact_reads:

@@ -115,6 +115,13 @@ def test_after_a_large_payload_the_next_header_is_read_exactly():
     assert conn.sock.calls[-1][0] == "recv_into"
 
 
+def test_read_ahead_connection_rejects_negative_size():
+    conn = _conn([b"abcdef"])
+    with pytest.raises(ValueError):
+        conn.recv(-1)
+    assert conn.sock.calls == []
+
+
 def test_recv_into_uses_buffered_bytes_first():
     conn = _conn([b"abcdef", b"ghij"])
     assert conn.recv(2) == b"ab"
