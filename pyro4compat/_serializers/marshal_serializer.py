@@ -74,7 +74,9 @@ _COUNTED = b"([<>l" + bytes(code | _FLAG_REF for code in b"([<>l")
 _COUNT_FIELDS = re.compile(b"[" + re.escape(_COUNTED) + b"](?=(....))", re.DOTALL)
 _QUICK_MAX_SIZE = 8192  # larger payloads get the walk (strings and blobs make it cheap there)
 _CLASS_KEY = b"__class__"
-_CLASS_KEY_SIZE = len(_CLASS_KEY)
+# "__class__" as marshal writes it after a short-string code, and after a long-string code
+_SHORT_CLASS_KEY = bytes([len(_CLASS_KEY)]) + _CLASS_KEY
+_LONG_CLASS_KEY = struct.pack("<i", len(_CLASS_KEY)) + _CLASS_KEY
 
 
 def _quick_check(data: bytes) -> bool:
@@ -194,10 +196,9 @@ def _read_count(data: bytes, pos: int, end: int, rule: int) -> Tuple[int, int]:
 def check_marshal_data(data: bytes) -> bool:
     """Refuse marshal data that would make ``marshal.loads`` allocate far more than it carries.
 
-    Walks the type codes without building objects; one pass, no recursion. The common codes are
-    handled inline because this runs on every marshal payload received. Returns whether the data
-    holds the text ``__class__`` as a string of its own (only then can a dict carry a class marker
-    to recreate; a back-reference always follows the string's first, literal appearance).
+    One pass over the type codes, no objects built, no recursion; common codes inline (this runs
+    on every marshal payload). Returns whether a ``__class__`` string appears (only then can a
+    dict carry a class marker; a back-reference always follows a first, literal appearance).
     """
     end = len(data)
     pos = 0
@@ -230,8 +231,7 @@ def check_marshal_data(data: bytes) -> bool:
         elif rule == _LEN1:
             if pos >= end:
                 raise _bad("truncated")
-            if data[pos] == _CLASS_KEY_SIZE and data[pos + 1:pos + 1 + _CLASS_KEY_SIZE] == _CLASS_KEY:
-                class_key = True
+            class_key = class_key or data.startswith(_SHORT_CLASS_KEY, pos)
             pos += 1 + data[pos]
         elif rule == _DICT:
             stack.append(_DICT_KEY)
@@ -244,8 +244,7 @@ def check_marshal_data(data: bytes) -> bool:
             elif count < 0:
                 raise _bad("negative size")
             elif rule == _LEN4:
-                if count == _CLASS_KEY_SIZE and data[pos:pos + _CLASS_KEY_SIZE] == _CLASS_KEY:
-                    class_key = True
+                class_key = class_key or data.startswith(_LONG_CLASS_KEY, pos - 4)
                 pos += count
             elif count > end - pos:
                 raise _bad("declared element count %d exceeds the payload" % count)
