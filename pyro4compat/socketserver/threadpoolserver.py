@@ -309,6 +309,7 @@ class SocketServer_Threadpool(_LoopGuard):
                 self._accept_ready()
             elif key.data is _WAKING:
                 self._waker.drain()
+                self._adopt_returned()  # parked after the adoption above: its wake byte is gone now
             else:
                 self._activate(key.data)
         if config.COMMTIMEOUT:

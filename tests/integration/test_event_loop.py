@@ -16,6 +16,7 @@ import pytest
 
 import pyro4compat as Pyro4
 from pyro4compat.configuration import config
+from pyro4compat.socketserver import threadpoolserver
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -153,3 +154,31 @@ def test_selector_property(servertype):
 def test_events_with_nothing_ready_returns_at_once(servertype):
     with Pyro4.Daemon(host="127.0.0.1") as daemon:
         assert daemon.events([]) is None
+
+
+def test_connection_parked_while_events_runs_is_watched_afterwards():
+    """A worker may park a connection between events()' adoption step and its waker drain.
+
+    The waker byte is then consumed in that same pass, so events() must adopt after draining:
+    otherwise the parked connection is in no selector and an external loop never calls
+    events() for it again (the client waits for ever).
+    """
+    config.SERVERTYPE = "thread"
+    with Pyro4.Daemon(host="127.0.0.1") as daemon:
+        server = daemon.transportServer
+        client_side, server_side = socket.socketpair()
+        try:
+            job = threadpoolserver.ClientConnectionJob(server_side, "parked-client", daemon, server)
+            adopt = server._adopt_returned
+            parked = []
+
+            def adopt_then_worker_parks() -> None:
+                adopt()
+                if not parked:          # the interleaving: a worker parks right after adoption
+                    parked.append(job)
+                    server._park(job)
+            server._adopt_returned = adopt_then_worker_parks
+            daemon.events([server._waker.reader])
+            assert server_side in daemon.sockets
+        finally:
+            client_side.close()
