@@ -21,7 +21,9 @@ exhaust the server. Here a connection only holds a worker while it has work:
   sends the reply), then keeps the connection while its next request is already readable:
   a poll of the socket, with a wait of ``LINGER_SECONDS`` when the pool has spare workers, so
   a client calling in a loop stays on one thread. Otherwise it parks the connection again
-  (queue + one byte on the waker; only the loop thread touches the selector).
+  (queue + one byte on the waker; only the loop thread touches the selector). The loop
+  adopts the queue at the start of a pass *and* after draining the waker: a connection parked
+  in between would otherwise have lost its wake byte, which an external loop never recovers.
 * **The pool** grows from ``THREADPOOL_SIZE_MIN`` to ``THREADPOOL_SIZE`` workers and workers above
   the minimum exit when idle (see :mod:`.threadpool`). Requests of handshaken connections are
   queued when every worker is busy, never refused.
