@@ -15,11 +15,14 @@ walks the payload first (no objects built) and refuses counts larger than the by
 unknown type codes, and code objects (which no Pyro peer sends).
 
 That walk is Python, a loop per element, so :func:`safe_loads` first tries to prove a payload
-(up to 8 KB) harmless at C speed. Only tuple, list, set, frozenset and long carry a count marshal
-acts on before reading, and each count follows one of ten byte values. Summing the int32 after
-*every* occurrence of those bytes (real type codes or bytes inside strings alike) bounds the sum
-of the real counts; when it is no larger than the payload, marshal can allocate at most a small
-multiple of the payload, however the counts nest. Anything not proven gets the walk, and so does
+(up to 8 KB) harmless at C speed. Only tuple and list counts make marshal allocate before it
+reads: a set or frozenset grows as its elements arrive, and a long's digit count is checked
+against the bytes that remain (a 5-byte set, frozenset or long claiming 2**31 elements fails at
+once, using no memory, on CPython 3.9 to 3.13). So each count that matters follows one of four
+byte values. Summing the int32 after *every* occurrence of those bytes (real type codes or bytes
+inside strings alike) bounds the sum of the real counts; when it is no larger than the payload,
+marshal can allocate at most a small multiple of the payload, however the counts nest. The walk
+still checks every count, sets and longs included. Anything not proven gets the walk, and so does
 any payload marshal then refuses, so errors keep the walk's precise texts. Code objects must never
 be built (a crafted one can crash the interpreter): from Python 3.13 marshal refuses them itself
 (``allow_code=False``); before, a payload is walked when some ``c`` byte could start one, i.e. is
@@ -69,8 +72,9 @@ def _bad(why: str) -> errors.SerializeError:
     return errors.SerializeError("invalid marshal data: " + why)
 
 
-# tuple, list, set, frozenset: count of elements; long: count of 15-bit digits (2 bytes each)
-_COUNTED = b"([<>l" + bytes(code | _FLAG_REF for code in b"([<>l")
+# tuple and list: the counts marshal allocates for before reading (see the module doc). Text such
+# as "hello" or "<b>" no longer sends a payload to the walk.
+_COUNTED = b"([" + bytes(code | _FLAG_REF for code in b"([")
 _COUNT_FIELDS = re.compile(b"[" + re.escape(_COUNTED) + b"](?=(....))", re.DOTALL)
 _QUICK_MAX_SIZE = 8192  # larger payloads get the walk (strings and blobs make it cheap there)
 _CLASS_KEY = b"__class__"
@@ -83,7 +87,7 @@ def _quick_check(data: bytes) -> bool:
     """True when all counts ``data`` might hold together stay within its size (see the module doc).
 
     Every real count field follows one of the ``_COUNTED`` bytes, so the sum over all such bytes
-    bounds what marshal can allocate ahead of reading (8 bytes per element, 2 per digit) by a
+    bounds what marshal can allocate ahead of reading (8 bytes per element) by a
     small multiple of the payload. False means "not proven", never "bad": the caller then walks.
     """
     size = len(data)

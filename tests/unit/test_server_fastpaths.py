@@ -28,6 +28,8 @@ def _count(code: bytes, n: int) -> bytes:
 @pytest.mark.parametrize("value", [
     ("bench", "add", [1, 2], {}), ("obj", "m", [], None), [[1, [2, (3,)]], {"k": {1, 2}}], 2 ** 100,
     "abc" * 50, ["item"] * 300, [None] * 30,
+    # text holding set/frozenset/long type codes: those counts never make marshal allocate ahead
+    {"handshake": "hello", "meta": {"methods": ["close", "<b>"]}}, b"l\xff\xff\xff\x7f", {"<": ">"},
 ], ids=lambda v: repr(v)[:30])
 def test_quick_check_proves_ordinary_payloads(value: Any) -> None:
     data = marshal.dumps(value)
@@ -37,7 +39,7 @@ def test_quick_check_proves_ordinary_payloads(value: Any) -> None:
 
 @pytest.mark.parametrize("value", [
     [None] * 40,  # the count 40 is the byte "(", followed by "NNN": a false alarm
-    tuple(range(300)), ["(((([[[[", b"l\xff\xff\xff\x7f"], {"<": ">"},
+    tuple(range(300)), ["(((([[[[", b"[\xff\xff\xff\x7f"], b"(\x00\x00\x01\x00",
 ], ids=lambda v: repr(v)[:30])
 def test_false_alarms_are_walked_and_loaded(value: Any) -> None:
     data = marshal.dumps(value)
@@ -47,7 +49,6 @@ def test_false_alarms_are_walked_and_loaded(value: Any) -> None:
 
 @pytest.mark.parametrize("data", [
     _count(b"(", 2 ** 31 - 1), _count(b"[", 10 ** 9) + b"N" * 10, _count(b"\xdb", 10 ** 6),
-    _count(b"l", 2 ** 30),
     # every count fits the bytes after it, but together (nested) they don't: still unproven
     _count(b"(", 900) + _count(b"(", 900) + _count(b"(", 900) + b"N" * 900,
     b"x" * (M._QUICK_MAX_SIZE + 1),  # too large to prove quickly
@@ -65,6 +66,15 @@ def test_quick_check_leaves_bombs_to_the_walk(data: bytes) -> None:
 ])
 def test_safe_loads_refuses_with_the_walks_text(data: bytes, message: str) -> None:
     with pytest.raises(errors.SerializeError, match=message):
+        M.safe_loads(data)
+
+
+@pytest.mark.parametrize("code", [b"<", b">", b"l", b"\xbc", b"\xbe", b"\xec"])
+def test_huge_set_and_long_counts_pass_the_quick_check_and_marshal_refuses_them(code: bytes) -> None:
+    """A set, frozenset or long claiming 2**31 - 1 elements: marshal fails before allocating."""
+    data = _count(code, 2 ** 31 - 1) + b"N" * 8
+    assert M._quick_check(data)
+    with pytest.raises(errors.SerializeError, match="exceeds the payload|truncated"):
         M.safe_loads(data)
 
 
