@@ -367,6 +367,7 @@ class SocketConnection(object):
     """
 
     _peer: "Optional[Tuple[Any, Any]]" = None  # (socket, its getpeername()) once asked, per instance
+    _closed_sock: Any = None  # the socket close() has shut down and closed already
 
     def peer_address(self) -> Any:
         """The connected socket's peer address, asked of the OS once per socket, not per request.
@@ -500,21 +501,28 @@ class SocketConnection(object):
             receive_into(self.sock, view)
 
     def close(self) -> None:
-        """Shut down and close the socket, drop session objects, close tracked resources."""
+        """Shut down and close the socket, drop session objects, close tracked resources.
+
+        Closing again (``__del__`` after an explicit close) does not touch the closed socket.
+        """
         if self.keep_open:
             return
-        for step in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self.sock.close):
-            try:
-                step()
-            except Exception:
-                pass
+        sock = self.sock
+        if self._closed_sock is not sock:
+            self._closed_sock = sock
+            for step in (lambda: sock.shutdown(socket.SHUT_RDWR), sock.close):
+                try:
+                    step()
+                except Exception:
+                    pass
         self.pyroInstances.clear()
-        for resource in list(self.tracked_resources):
-            try:
-                resource.close()
-            except Exception:
-                pass
-        self.tracked_resources.clear()
+        if self.tracked_resources:
+            for resource in list(self.tracked_resources):
+                try:
+                    resource.close()
+                except Exception:
+                    pass
+            self.tracked_resources.clear()
 
     def fileno(self) -> int:
         return self.sock.fileno()

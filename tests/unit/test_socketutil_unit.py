@@ -447,6 +447,19 @@ def test_connection_close_releases_everything():
     assert conn.pyroInstances == {} and len(conn.tracked_resources) == 0
 
 
+def test_connection_closes_its_socket_once_but_each_new_socket_too():
+    sock = RecordingSocket()
+    conn = socketutil.SocketConnection(sock)
+    conn.close()
+    conn.close()        # e.g. __del__ after an explicit close
+    conn.__del__()
+    assert sock.events == [("shutdown", socket.SHUT_RDWR), ("close",)]
+    wrapped = RecordingSocket()
+    conn.sock = wrapped  # a replaced socket (as TLS wrapping does) is closed in its turn
+    conn.close()
+    assert wrapped.events == [("shutdown", socket.SHUT_RDWR), ("close",)]
+
+
 def test_connection_keep_open_and_context_manager():
     sock = RecordingSocket()
     with socketutil.SocketConnection(sock, keep_open=True) as conn:
