@@ -51,8 +51,19 @@ from ._sockio import (ERRNO_BADF, ERRNO_EADDRINUSE, ERRNO_EADDRNOTAVAIL, ERRNO_E
 _FAMILY_FOR_VERSION = {6: socket.AF_INET6, 4: socket.AF_INET, 0: socket.AF_UNSPEC}
 
 
+def _is_ipv4_literal(text: Any) -> bool:
+    """A dotted-quad IPv4 address, which getaddrinfo would hand back unchanged."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def getIpVersion(hostnameOrAddress: str) -> int:
     """4 or 6: resolve the name (or take the literal) and look at the address's shape."""
+    if config.PREFER_IP_VERSION != 6 and _is_ipv4_literal(hostnameOrAddress):
+        return 4    # what resolving it gives, without a getaddrinfo call on every connect
     address = getIpAddress(hostnameOrAddress)
     if "." in address:
         return 4

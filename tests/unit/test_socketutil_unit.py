@@ -115,6 +115,28 @@ def test_getIpVersion_of_literals(literal, version):
     assert socketutil.getIpVersion(literal) == version
 
 
+@pytest.mark.parametrize("prefer", [4, 0])
+def test_getIpVersion_of_an_ipv4_literal_asks_no_resolver(monkeypatch, prefer):
+    def no_resolver(*args, **kwargs):
+        raise AssertionError("getaddrinfo called for a literal")
+    monkeypatch.setattr(socket, "getaddrinfo", no_resolver)
+    monkeypatch.setattr(config, "PREFER_IP_VERSION", prefer)
+    assert socketutil.getIpVersion("127.0.0.1") == 4
+
+
+def test_getIpVersion_resolves_an_ipv4_literal_when_ipv6_is_preferred(monkeypatch):
+    asked = []
+
+    def resolver(host, port, family, *args):
+        asked.append((host, family))
+        raise socket.gaierror(socket.EAI_NONAME, "no such address")
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setattr(config, "PREFER_IP_VERSION", 6)
+    with pytest.raises(OSError, match="unable to determine IPV6 address"):
+        socketutil.getIpVersion("127.0.0.1")   # as Pyro4: the literal is not an IPv6 address
+    assert asked == [("127.0.0.1", socket.AF_INET6)]
+
+
 @pytest.mark.parametrize("literal, ipVersion, expected", [
     ("127.0.0.1", None, "127.0.0.1"),
     ("127.0.0.1", 0, "127.0.0.1"),
