@@ -58,6 +58,18 @@ class Proxy:
         "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_Proxy__async",
         "_Proxy__pyroHmacKey", "_Proxy__pyroTimeout", "_Proxy__pyroConnLock"])
 
+    # instance attributes, set in __init__
+    _pyroUri: URI
+    _pyroConnection: Any
+    _pyroSerializer: Optional[str]
+    _pyroMethods: Set[str]
+    _pyroAttrs: Set[str]
+    _pyroOneway: Set[str]
+    _pyroSeq: int
+    _pyroRawWireResponse: bool
+    _pyroHandshake: Any
+    _pyroMaxRetries: int
+
     def __init__(self, uri: Any, connected_socket: Any = None) -> None:
         if connected_socket:
             uri = URI("PYRO:" + uri + "@<<connected-socket>>:0")
@@ -65,21 +77,15 @@ class Proxy:
             uri = URI(uri)
         elif not isinstance(uri, URI):
             raise TypeError("expected Pyro URI")
-        self._pyroUri = uri
-        self._pyroConnection = None
-        self._pyroSerializer: Optional[str] = None
-        self._pyroMethods: Set[str] = set()
-        self._pyroAttrs: Set[str] = set()
-        self._pyroOneway: Set[str] = set()
-        self._pyroSeq = 0
-        self._pyroRawWireResponse = False
-        self._pyroHandshake: Any = "hello"
-        self._pyroMaxRetries = config.MAX_RETRIES
-        self.__pyroHmacKey: Optional[bytes] = None
-        self.__pyroTimeout = config.COMMTIMEOUT
-        self.__pyroConnLock = threading.RLock()
+        # straight into __dict__: these are all proxy-side names, and __setattr__ per name costs
+        # a frozenset lookup and a super() call each, on every proxy made
+        self.__dict__.update({
+            "_pyroUri": uri, "_pyroConnection": None, "_pyroSerializer": None,
+            "_pyroMethods": set(), "_pyroAttrs": set(), "_pyroOneway": set(), "_pyroSeq": 0,
+            "_pyroRawWireResponse": False, "_pyroHandshake": "hello", "_pyroMaxRetries": config.MAX_RETRIES,
+            "_Proxy__pyroHmacKey": None, "_Proxy__pyroTimeout": config.COMMTIMEOUT,
+            "_Proxy__pyroConnLock": threading.RLock(), "_Proxy__async": False})
         get_serializer(config.SERIALIZER)  # fail now, not on the first call, if it is unavailable
-        self.__async = False
         current_context.annotations = {}
         current_context.response_annotations = {}
         if connected_socket:
