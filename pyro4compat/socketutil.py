@@ -33,10 +33,9 @@ from .configuration import config
 from .errors import CommunicationError, ConnectionClosedError, TimeoutError  # noqa: F401 (Pyro4 has them here)
 
 if TYPE_CHECKING:  # typing names stay out of the module's public namespace, as in Pyro4
-    from typing import Any, Dict, Optional, Tuple, Union
+    from typing import Any, Dict, Optional, Tuple
 
-    Address = Union[str, Tuple[Any, ...]]
-    Buffer = Union[bytes, bytearray, memoryview]
+    from ._sockio import Address
 
 
 from ._sockio import (ERRNO_BADF, ERRNO_EADDRINUSE, ERRNO_EADDRNOTAVAIL, ERRNO_ENOTSOCK,  # noqa: F401
