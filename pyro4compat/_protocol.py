@@ -50,7 +50,7 @@ __all__ = [
     "FLAGS_EXCEPTION", "FLAGS_COMPRESSED", "FLAGS_ONEWAY", "FLAGS_BATCH", "FLAGS_META_ON_CONNECT",
     "FLAGS_ITEMSTREAMRESULT", "FLAGS_KEEPSERIALIZED", "MSG_TYPE_NAMES", "VALID_MSG_TYPES", "FLAG_NAMES",
     "HEADER_FORMAT", "HEADER_SIZE", "CHECKSUM_MAGIC", "MAX_DATA_SIZE", "MAX_ANNOTATIONS_SIZE",
-    "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "NEED_DATA", "Header", "Frame", "Oversized", "FrameReader",
+    "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "GATHER_FROM", "NEED_DATA", "Header", "Frame", "Oversized", "FrameReader",
     "DISCARD_MINIMUM", "discard_limit",
     "checksum", "pack_header", "unpack_header", "header_fields", "annotations_size", "encode_annotations",
     "decode_annotations", "compute_hmac", "with_hmac", "hmac_problem", "verify_hmac", "secure_compare",
@@ -115,6 +115,7 @@ MAX_U16 = 0xFFFF
 
 COMPRESSION_THRESHOLD = 200  # Pyro4 does not bother compressing payloads smaller than this
 SEND_JOIN_LIMIT = 64 * 1024  # below this, copying payload into one buffer is cheaper than two sends
+GATHER_FROM = 256 * 1024  # FrameReader: payloads this large are gathered piece by piece, not buffered
 
 ERR_HEADER_SIZE = "header data size mismatch"
 ERR_BAD_TAG = "invalid data or unsupported protocol version"
@@ -489,16 +490,29 @@ class FrameReader:
     a header's claimed size is checked against ``max_message_size`` (0 = unlimited) first.
     With ``discard_oversized``, a message over the limit but within :func:`discard_limit` is
     dropped as it arrives and reported as :class:`Oversized` instead of raising.
+
+    A payload of ``gather_from`` bytes or more is *gathered* rather than buffered: once its
+    frame's header and annotations are in, the payload's bytes are kept as the list of pieces
+    fed, and joined once when the last one arrives (a single piece is used as it is). While
+    :attr:`gathering` is true, a caller that feeds ``bytes`` objects of at most
+    ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy; other
+    buffers are copied once. That spares a multi-megabyte payload the trip through the
+    growing byte buffer and the copy out of it.
     """
 
-    def __init__(self, max_message_size: int = 0, discard_oversized: bool = False) -> None:
+    def __init__(self, max_message_size: int = 0, discard_oversized: bool = False,
+                 gather_from: int = GATHER_FROM) -> None:
         self.max_message_size = max_message_size
         self.discard_oversized = discard_oversized
+        self.gather_from = gather_from
         self._buffer = bytearray()
         self._header: Optional[Header] = None
         self._annotations: Optional[Dict[str, bytes]] = None
         self._skipping: Optional[Header] = None   # the oversized message being dropped
         self._skip_left = 0
+        self._pieces: List[bytes] = []   # the gathered payload so far (see the class doc)
+        self._gather_left = 0            # payload bytes still to be gathered
+        self._gathered_head = 0          # header and annotation bytes of the frame being gathered
 
     def feed(self, data: BytesLike) -> None:
         """Add received bytes (any split: a byte, a message, several messages)."""
@@ -506,11 +520,31 @@ class FrameReader:
             dropped = min(self._skip_left, len(data))
             self._skip_left -= dropped
             data = data[dropped:]
+        if self._gather_left and data:
+            data = self._gather(data)
         self._buffer += data
+
+    def _gather(self, data: BytesLike) -> BytesLike:
+        """Keep the payload's share of ``data``; return the rest (the next frame's bytes)."""
+        take = min(self._gather_left, len(data))
+        if take == len(data) and type(data) is bytes:
+            self._pieces.append(data)   # type: ignore[arg-type]
+        else:
+            with memoryview(data) as view:
+                self._pieces.append(bytes(view[:take]))
+        self._gather_left -= take
+        return data[take:]
+
+    @property
+    def gathering(self) -> bool:
+        """True while a large payload is being gathered (``bytes_needed`` of it still missing)."""
+        return self._gather_left > 0
 
     @property
     def buffered(self) -> int:
         """Number of received bytes not yet handed out as frames."""
+        if self._pieces:
+            return len(self._buffer) + self._gathered_head + sum(map(len, self._pieces))
         return len(self._buffer)
 
     @property
@@ -523,6 +557,8 @@ class FrameReader:
         """How many more bytes the frame in progress needs (0: call ``next_frame()``)."""
         if self._skipping is not None:
             return self._skip_left
+        if self._pieces:
+            return self._gather_left
         if self._header is None:
             return max(HEADER_SIZE - len(self._buffer), 0)
         return max(HEADER_SIZE + self._header.total_size - len(self._buffer), 0)
@@ -531,6 +567,8 @@ class FrameReader:
         """The next complete frame (or ``Oversized`` event), else ``NEED_DATA``; ``ProtocolError`` on bad input."""
         if self._skipping is not None:
             return self._finish_skip()
+        if self._pieces:
+            return self._finish_gathering()
         header = self._header or self._read_header()
         if header is None:
             return NEED_DATA
@@ -544,14 +582,36 @@ class FrameReader:
             self._annotations = decode_annotations(buffer[HEADER_SIZE:anns_end])
         end = anns_end + header.data_size
         if len(buffer) < end:
+            if header.data_size >= self.gather_from:
+                self._start_gathering(anns_end, end)
             return NEED_DATA
         with memoryview(buffer) as view:  # released before the buffer is resized below
             payload = bytes(view[anns_end:end])
-        frame = Frame(header, self._annotations, payload)
-        del buffer[:end]
+        return self._frame(payload, end)
+
+    def _frame(self, payload: bytes, consumed: int) -> Frame:
+        frame = Frame(self._header, self._annotations, payload)  # type: ignore[arg-type]
+        del self._buffer[:consumed]
         self._header = None
         self._annotations = None
         return frame
+
+    def _start_gathering(self, payload_start: int, end: int) -> None:
+        """Move the payload's first bytes out of the buffer; the rest will be gathered as fed."""
+        buffer = self._buffer
+        with memoryview(buffer) as view:  # the buffer ends inside the payload
+            self._pieces.append(bytes(view[payload_start:]))
+        self._gather_left = end - len(buffer)
+        self._gathered_head = payload_start
+        del buffer[:]
+
+    def _finish_gathering(self) -> Union[Frame, _Sentinel]:
+        if self._gather_left:
+            return NEED_DATA
+        pieces, self._pieces = self._pieces, []
+        if not pieces[0]:
+            del pieces[0]   # no payload byte had arrived with the header
+        return self._frame(pieces[0] if len(pieces) == 1 else b"".join(pieces), 0)
 
     def _read_header(self) -> Optional[Header]:
         buffer = self._buffer

@@ -9,7 +9,9 @@ from an external loop) is the only thread that touches the selector and the clie
   one client sending a byte a second freezes every other client. Here each readable event gets
   one ``recv`` of what is there (TLS: until the TLS object has nothing buffered), fed into that
   connection's :class:`~pyro4compat._protocol.FrameReader`; only complete messages are
-  dispatched, through ``daemon._handshake_message`` / ``daemon._handle_message``. Size limits,
+  dispatched, through ``daemon._handshake_message`` / ``daemon._handle_message``. The rest of a
+  large payload (``_protocol.GATHER_FROM`` and up) is received into new ``bytes`` objects that the
+  reader joins once, not copied through the shared receive buffer. Size limits,
   message types and HMAC are checked here first, with Pyro4's errors: before the handshake they
   become the CONNECTFAIL Pyro4 would send, afterwards the connection is closed. A message over
   ``MAX_MESSAGE_SIZE`` (but within ``_protocol.discard_limit``) is dropped by the reader as it
@@ -55,6 +57,7 @@ __all__ = ["SocketServer_Multiplex"]
 log = logging.getLogger("Pyro4.multiplexserver")
 
 _RECV_BUFFER = 1 << 20        # one reusable receive buffer per server
+_GATHER_RECV_MAX = 16 << 20   # most one recv asks for while gathering a large payload (address space)
 _ACCEPT_BATCH = 64
 _REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
 _TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
@@ -279,13 +282,22 @@ class SocketServer_Multiplex(_LoopGuard):
             else:
                 self._dispatch(client, frame)  # type: ignore[arg-type]
 
-    def _receive(self, client: _Client) -> Optional[memoryview]:
-        """What the socket has now, without waiting; b"" at EOF, None when TLS needs more bytes."""
+    def _receive(self, client: _Client) -> Optional[_protocol.BytesLike]:
+        """What the socket has now, without waiting; b"" at EOF, None when TLS needs more bytes.
+
+        The rest of a large payload is received as new ``bytes`` objects that the frame reader
+        keeps as they are (see ``FrameReader.gathering``); everything else goes through the one
+        reusable buffer.
+        """
         sock = client.conn.sock
-        view = memoryview(self._buffer)
         if not client.tls_pending and self._tls is None:
+            reader = client.reader
+            if reader.gathering:
+                return sock.recv(min(reader.bytes_needed, _GATHER_RECV_MAX))
+            view = memoryview(self._buffer)
             count = sock.recv_into(view)
             return view[:count]
+        view = memoryview(self._buffer)
         filled = 0
         try:
             while filled < len(view):

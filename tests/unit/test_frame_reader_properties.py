@@ -34,9 +34,9 @@ def split(data: bytes, cuts) -> list:
     return [data[a:b] for a, b in zip(edges, edges[1:])]
 
 
-def outcome(pieces, max_message_size: int = 0):
+def outcome(pieces, max_message_size: int = 0, gather_from: int = p.GATHER_FROM):
     """Frames produced and the error text (if any) when feeding ``pieces`` one at a time."""
-    reader = p.FrameReader(max_message_size)
+    reader = p.FrameReader(max_message_size, gather_from=gather_from)
     frames = []
     try:
         for piece in pieces:
@@ -60,6 +60,18 @@ def test_any_split_of_valid_stream_gives_the_messages(msgs, cuts):
         assert frame.payload == payload
         assert frame.annotations == p.with_hmac(anns, key, payload)
         p.verify_hmac(key, frame.payload, frame.annotations)
+
+
+@BOUNDED
+@given(st.lists(messages, min_size=1, max_size=4), st.lists(st.integers(min_value=0), max_size=12),
+       st.integers(min_value=0, max_value=64), st.booleans())
+def test_gathered_payloads_give_the_same_frames(msgs, cuts, gather_from, as_views):
+    """Small ``gather_from`` makes most payloads take the gathering path, fed as bytes or as views."""
+    stream = b"".join(build(m) for m in msgs)
+    pieces = split(stream, cuts)
+    if as_views:
+        pieces = [memoryview(bytearray(piece)) for piece in pieces]
+    assert outcome(pieces, gather_from=gather_from) == outcome([stream])
 
 
 @BOUNDED

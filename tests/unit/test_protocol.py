@@ -434,8 +434,48 @@ def test_reader_never_allocates_what_the_header_claims():
     reader.feed(raw_header(data_size=0x7FFFFFFF) + b"abc")
     assert reader.next_frame() is p.NEED_DATA
     assert reader.buffered == 27
-    assert len(reader._buffer) == 27  # only what arrived
+    assert reader.gathering
+    assert len(reader._buffer) + sum(map(len, reader._pieces)) == 3  # only what arrived (header parsed)
     assert reader.bytes_needed == 0x7FFFFFFF - 3
+
+
+def test_large_payload_fed_as_one_bytes_object_is_used_without_a_copy():
+    payload = bytes(range(256)) * 4
+    head = p.build_message_bytes(p.MSG_RESULT, payload, 1, 0, 7, {"CORR": b"x" * 16})[:-len(payload)]
+    reader = p.FrameReader(gather_from=len(payload))
+    reader.feed(head)
+    assert reader.next_frame() is p.NEED_DATA
+    assert reader.gathering and reader.bytes_needed == len(payload)
+    reader.feed(payload)
+    assert not reader.gathering and reader.bytes_needed == 0
+    frame = reader.next_frame()
+    assert frame.payload is payload
+    assert frame.annotations == {"CORR": b"x" * 16}
+    assert reader.next_frame() is p.NEED_DATA and reader.buffered == 0
+
+
+def test_gathered_payload_copies_reused_buffers_and_keeps_the_next_frame():
+    first = p.build_message_bytes(p.MSG_INVOKE, b"A" * 100, 1, 0, 1)
+    second = p.build_message_bytes(p.MSG_INVOKE, b"B" * 5, 1, 0, 2)
+    stream = first + second
+    reader = p.FrameReader(gather_from=50)
+    shared = bytearray(40)  # like the multiplex server's one receive buffer, reused for every recv
+    frames = []
+    for start in range(0, len(stream), len(shared)):
+        piece = stream[start:start + len(shared)]
+        shared[:len(piece)] = piece
+        reader.feed(memoryview(shared)[:len(piece)])
+        frames.extend(p.iter_frames(reader))
+    assert [(f.header.seq, f.payload) for f in frames] == [(1, b"A" * 100), (2, b"B" * 5)]
+    assert reader.buffered == 0
+
+
+def test_small_payloads_are_never_gathered():
+    reader = p.FrameReader()
+    message = p.build_message_bytes(p.MSG_INVOKE, b"x" * 1000, 1, 0, 1)
+    reader.feed(message[:-10])
+    assert reader.next_frame() is p.NEED_DATA
+    assert not reader.gathering and reader.bytes_needed == 10
 
 
 MAX_SIZE_CASES = [
