@@ -115,7 +115,8 @@ MAX_U16 = 0xFFFF
 
 COMPRESSION_THRESHOLD = 200  # Pyro4 does not bother compressing payloads smaller than this
 SEND_JOIN_LIMIT = 64 * 1024  # below this, copying payload into one buffer is cheaper than two sends
-GATHER_FROM = 256 * 1024  # FrameReader: payloads this large are gathered piece by piece, not buffered
+GATHER_FROM = 1 << 20  # FrameReader: payloads this large are gathered piece by piece, not buffered
+_OWN_PIECE = 64 * 1024  # ... and a fed bytes object this large is kept as a piece of its own
 
 ERR_HEADER_SIZE = "header data size mismatch"
 ERR_BAD_TAG = "invalid data or unsupported protocol version"
@@ -495,8 +496,8 @@ class FrameReader:
     frame's header and annotations are in, the payload's bytes are kept as the list of pieces
     fed, and joined once when the last one arrives (a single piece is used as it is). While
     :attr:`gathering` is true, a caller that feeds ``bytes`` objects of at most
-    ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy; other
-    buffers are copied once. That spares a multi-megabyte payload the trip through the
+    ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy when
+    they are 64 KiB or more; smaller pieces and other buffers are copied once. That spares a multi-megabyte payload the trip through the
     growing byte buffer and the copy out of it.
     """
 
@@ -510,7 +511,7 @@ class FrameReader:
         self._annotations: Optional[Dict[str, bytes]] = None
         self._skipping: Optional[Header] = None   # the oversized message being dropped
         self._skip_left = 0
-        self._pieces: List[bytes] = []   # the gathered payload so far (see the class doc)
+        self._pieces: List[BytesLike] = []   # the gathered payload so far (see the class doc)
         self._gather_left = 0            # payload bytes still to be gathered
         self._gathered_head = 0          # header and annotation bytes of the frame being gathered
 
@@ -525,13 +526,22 @@ class FrameReader:
         self._buffer += data
 
     def _gather(self, data: BytesLike) -> BytesLike:
-        """Keep the payload's share of ``data``; return the rest (the next frame's bytes)."""
+        """Keep the payload's share of ``data``; return the rest (the next frame's bytes).
+
+        A whole ``bytes`` object of ``_OWN_PIECE`` bytes or more is kept as it is; anything
+        smaller is appended to a bytearray piece, so a client that trickles its payload costs
+        a byte per byte, not an object per byte.
+        """
         take = min(self._gather_left, len(data))
-        if take == len(data) and type(data) is bytes:
-            self._pieces.append(data)   # type: ignore[arg-type]
+        pieces = self._pieces
+        if take == len(data) and take >= _OWN_PIECE and type(data) is bytes:
+            pieces.append(data)   # type: ignore[arg-type]
         else:
             with memoryview(data) as view:
-                self._pieces.append(bytes(view[:take]))
+                if type(pieces[-1]) is bytearray:
+                    pieces[-1] += view[:take]   # type: ignore[operator]
+                else:
+                    pieces.append(bytearray(view[:take]))
         self._gather_left -= take
         return data[take:]
 
@@ -600,7 +610,7 @@ class FrameReader:
         """Move the payload's first bytes out of the buffer; the rest will be gathered as fed."""
         buffer = self._buffer
         with memoryview(buffer) as view:  # the buffer ends inside the payload
-            self._pieces.append(bytes(view[payload_start:]))
+            self._pieces.append(bytearray(view[payload_start:]))
         self._gather_left = end - len(buffer)
         self._gathered_head = payload_start
         del buffer[:]
@@ -611,7 +621,9 @@ class FrameReader:
         pieces, self._pieces = self._pieces, []
         if not pieces[0]:
             del pieces[0]   # no payload byte had arrived with the header
-        return self._frame(pieces[0] if len(pieces) == 1 else b"".join(pieces), 0)
+        if len(pieces) == 1 and type(pieces[0]) is bytes:
+            return self._frame(pieces[0], 0)   # type: ignore[arg-type]
+        return self._frame(b"".join(pieces), 0)
 
     def _read_header(self) -> Optional[Header]:
         buffer = self._buffer

@@ -293,6 +293,8 @@ class SocketServer_Multiplex(_LoopGuard):
         if not client.tls_pending and self._tls is None:
             reader = client.reader
             if reader.gathering:
+                # warm heap blocks for these receives, not a fresh mapping each (see _large_buffers)
+                _large_buffers.expect(reader.pending_header.total_size)  # type: ignore[union-attr]
                 return sock.recv(min(reader.bytes_needed, _GATHER_RECV_MAX))
             view = memoryview(self._buffer)
             count = sock.recv_into(view)

@@ -440,7 +440,7 @@ def test_reader_never_allocates_what_the_header_claims():
 
 
 def test_large_payload_fed_as_one_bytes_object_is_used_without_a_copy():
-    payload = bytes(range(256)) * 4
+    payload = bytes(range(256)) * 300    # a piece of 64 KiB or more is kept as it is
     head = p.build_message_bytes(p.MSG_RESULT, payload, 1, 0, 7, {"CORR": b"x" * 16})[:-len(payload)]
     reader = p.FrameReader(gather_from=len(payload))
     reader.feed(head)
@@ -468,6 +468,19 @@ def test_gathered_payload_copies_reused_buffers_and_keeps_the_next_frame():
         frames.extend(p.iter_frames(reader))
     assert [(f.header.seq, f.payload) for f in frames] == [(1, b"A" * 100), (2, b"B" * 5)]
     assert reader.buffered == 0
+
+
+def test_trickled_payload_is_gathered_into_one_buffer_not_an_object_per_piece():
+    payload = bytes(range(256)) * 8
+    message = p.build_message_bytes(p.MSG_INVOKE, payload, 1, 0, 3)
+    reader = p.FrameReader(gather_from=1000)
+    frames = []
+    for index in range(len(message)):
+        reader.feed(message[index:index + 1])
+        frames.extend(p.iter_frames(reader))
+        assert len(reader._pieces) <= 1
+    assert [f.payload for f in frames] == [payload]
+    assert type(frames[0].payload) is bytes
 
 
 def test_small_payloads_are_never_gathered():
