@@ -1,4 +1,4 @@
-"""Protocol 48 on bytes: header, annotation chunks, HMAC, compression and an incremental frame reader.
+"""Protocol 48 on bytes: header, annotation chunks, HMAC, compression and message building.
 
 Theory of operation
 -------------------
@@ -17,18 +17,8 @@ annotation chunks. Small messages go out as one buffer (:func:`wire_chunks` join
 Nagle's algorithm from delaying the reply); large payloads are sent after the head without being
 copied into a new buffer.
 
-Receiving: :class:`FrameReader` is fed whatever bytes arrived and hands out complete
-:class:`Frame` objects, or :data:`NEED_DATA` until there are enough bytes. It validates the header
-as soon as it is complete (and the tag/version as soon as the first six bytes are there), checks the
-size limit before buffering a body, and only ever holds bytes that actually arrived. Errors are
-deterministic: a reader that raised keeps raising the same error for the same buffered bytes, so the
-caller's only sensible move is to drop the connection.
-
-A server may instead ask the reader to *discard* a message over the limit (``discard_oversized``):
-if the message is no larger than :func:`discard_limit` allows, its bytes are counted off as they
-arrive (never buffered) and the reader then hands out an :class:`Oversized` event carrying just the
-header, so the server can answer ``MessageTooLargeError`` on a stream that is still in step. A larger
-one still raises, and the connection is closed.
+Receiving: :mod:`pyro4compat._frames` builds its incremental frame reader on the header and
+annotation functions here.
 
 Every malformed input raises a :class:`~pyro4compat.errors.ProtocolError` subclass (or
 ``SecurityError`` for HMAC problems) carrying Pyro4's own message text where Pyro4 has one.
@@ -40,7 +30,7 @@ import hashlib
 import hmac as _hmac
 import struct
 import zlib
-from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .constants import PROTOCOL_VERSION
 from .errors import MessageTooLargeError, ProtocolError, SecurityError
@@ -50,12 +40,12 @@ __all__ = [
     "FLAGS_EXCEPTION", "FLAGS_COMPRESSED", "FLAGS_ONEWAY", "FLAGS_BATCH", "FLAGS_META_ON_CONNECT",
     "FLAGS_ITEMSTREAMRESULT", "FLAGS_KEEPSERIALIZED", "MSG_TYPE_NAMES", "VALID_MSG_TYPES", "FLAG_NAMES",
     "HEADER_FORMAT", "HEADER_SIZE", "CHECKSUM_MAGIC", "MAX_DATA_SIZE", "MAX_ANNOTATIONS_SIZE",
-    "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "GATHER_FROM", "NEED_DATA", "Header", "Frame", "Oversized", "FrameReader",
+    "COMPRESSION_THRESHOLD", "SEND_JOIN_LIMIT", "Header",
     "DISCARD_MINIMUM", "discard_limit",
     "checksum", "pack_header", "unpack_header", "header_fields", "annotations_size", "encode_annotations",
     "decode_annotations", "compute_hmac", "with_hmac", "hmac_problem", "verify_hmac", "secure_compare",
     "check_message_size", "max_size_text", "compress_payload", "decompress_payload", "encode_message",
-    "build_message_bytes", "wire_chunks", "iter_frames",
+    "build_message_bytes", "wire_chunks",
 ]
 
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -115,8 +105,6 @@ MAX_U16 = 0xFFFF
 
 COMPRESSION_THRESHOLD = 200  # Pyro4 does not bother compressing payloads smaller than this
 SEND_JOIN_LIMIT = 64 * 1024  # below this, copying payload into one buffer is cheaper than two sends
-GATHER_FROM = 1 << 20  # FrameReader: payloads this large are gathered piece by piece, not buffered
-_OWN_PIECE = 64 * 1024  # ... and a fed bytes object this large is kept as a piece of its own
 
 ERR_HEADER_SIZE = "header data size mismatch"
 ERR_BAD_TAG = "invalid data or unsupported protocol version"
@@ -125,21 +113,6 @@ ERR_DATA_SIZE = "invalid message size (outside range 0..2Gb)"
 ERR_KEY_LENGTH = "annotation key must be of length 4"
 ERR_HMAC_MISMATCH = "message hmac mismatch"
 ERR_HMAC_NOT_SYMMETRIC = "hmac key config not symmetric"
-
-
-class _Sentinel:
-    """A named singleton, so ``NEED_DATA`` prints as itself in test failures and logs."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-NEED_DATA = _Sentinel("NEED_DATA")
 
 
 # --- header ----------------------------------------------------------------------------------------
@@ -457,203 +430,3 @@ def wire_chunks(head: bytes, payload: BytesLike, join_limit: int = SEND_JOIN_LIM
     if len(payload) < join_limit:
         return [head + payload]
     return [head, payload]
-
-
-# --- incremental frame reader ----------------------------------------------------------------------
-
-class Frame(NamedTuple):
-    """One complete received message, before HMAC checking and decompression."""
-
-    header: Header
-    annotations: Dict[str, bytes]
-    payload: bytes
-
-
-class Oversized(NamedTuple):
-    """A message over the limit whose bytes were all read and dropped (see ``discard_oversized``)."""
-
-    header: Header
-
-
-def _check_prefix(buffer: BytesLike) -> None:
-    """Reject a stream as soon as its first bytes cannot start a protocol 48 header."""
-    count = min(len(buffer), len(HEADER_PREFIX))
-    if bytes(buffer[:count]) != HEADER_PREFIX[:count]:
-        raise ProtocolError(ERR_BAD_TAG)
-
-
-class FrameReader:
-    """Turn an arbitrarily split byte stream into :class:`Frame` objects (h11's receive/next shape).
-
-    ``feed()`` what the socket gave you, then call ``next_frame()`` until it returns
-    :data:`NEED_DATA`. ``bytes_needed`` says how many more bytes the current frame still lacks,
-    so a blocking caller can ``recv`` exactly that much. Only received bytes are ever buffered;
-    a header's claimed size is checked against ``max_message_size`` (0 = unlimited) first.
-    With ``discard_oversized``, a message over the limit but within :func:`discard_limit` is
-    dropped as it arrives and reported as :class:`Oversized` instead of raising.
-
-    A payload of ``gather_from`` bytes or more is *gathered* rather than buffered: once its
-    frame's header and annotations are in, the payload's bytes are kept as the list of pieces
-    fed, and joined once when the last one arrives (a single piece is used as it is). While
-    :attr:`gathering` is true, a caller that feeds ``bytes`` objects of at most
-    ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy when
-    they are 64 KiB or more; smaller pieces and other buffers are copied once. That spares a multi-megabyte payload the trip through the
-    growing byte buffer and the copy out of it.
-    """
-
-    def __init__(self, max_message_size: int = 0, discard_oversized: bool = False,
-                 gather_from: int = GATHER_FROM) -> None:
-        self.max_message_size = max_message_size
-        self.discard_oversized = discard_oversized
-        self.gather_from = gather_from
-        self._buffer = bytearray()
-        self._header: Optional[Header] = None
-        self._annotations: Optional[Dict[str, bytes]] = None
-        self._skipping: Optional[Header] = None   # the oversized message being dropped
-        self._skip_left = 0
-        self._pieces: List[BytesLike] = []   # the gathered payload so far (see the class doc)
-        self._gather_left = 0            # payload bytes still to be gathered
-        self._gathered_head = 0          # header and annotation bytes of the frame being gathered
-
-    def feed(self, data: BytesLike) -> None:
-        """Add received bytes (any split: a byte, a message, several messages)."""
-        if self._skip_left:
-            dropped = min(self._skip_left, len(data))
-            self._skip_left -= dropped
-            data = data[dropped:]
-        if self._gather_left and data:
-            data = self._gather(data)
-        self._buffer += data
-
-    def _gather(self, data: BytesLike) -> BytesLike:
-        """Keep the payload's share of ``data``; return the rest (the next frame's bytes).
-
-        A whole ``bytes`` object of ``_OWN_PIECE`` bytes or more is kept as it is; anything
-        smaller is appended to a bytearray piece, so a client that trickles its payload costs
-        a byte per byte, not an object per byte.
-        """
-        take = min(self._gather_left, len(data))
-        pieces = self._pieces
-        if take == len(data) and take >= _OWN_PIECE and type(data) is bytes:
-            pieces.append(data)   # type: ignore[arg-type]
-        else:
-            with memoryview(data) as view:
-                if type(pieces[-1]) is bytearray:
-                    pieces[-1] += view[:take]   # type: ignore[operator]
-                else:
-                    pieces.append(bytearray(view[:take]))
-        self._gather_left -= take
-        return data[take:]
-
-    @property
-    def gathering(self) -> bool:
-        """True while a large payload is being gathered (``bytes_needed`` of it still missing)."""
-        return self._gather_left > 0
-
-    @property
-    def buffered(self) -> int:
-        """Number of received bytes not yet handed out as frames."""
-        if self._pieces:
-            return len(self._buffer) + self._gathered_head + sum(map(len, self._pieces))
-        return len(self._buffer)
-
-    @property
-    def pending_header(self) -> Optional[Header]:
-        """The header of the frame being received, once it has been parsed."""
-        return self._header or self._skipping
-
-    @property
-    def bytes_needed(self) -> int:
-        """How many more bytes the frame in progress needs (0: call ``next_frame()``)."""
-        if self._skipping is not None:
-            return self._skip_left
-        if self._pieces:
-            return self._gather_left
-        if self._header is None:
-            return max(HEADER_SIZE - len(self._buffer), 0)
-        return max(HEADER_SIZE + self._header.total_size - len(self._buffer), 0)
-
-    def next_frame(self) -> Union[Frame, Oversized, _Sentinel]:
-        """The next complete frame (or ``Oversized`` event), else ``NEED_DATA``; ``ProtocolError`` on bad input."""
-        if self._skipping is not None:
-            return self._finish_skip()
-        if self._pieces:
-            return self._finish_gathering()
-        header = self._header or self._read_header()
-        if header is None:
-            return NEED_DATA
-        if self._skipping is not None:
-            return self._finish_skip()
-        buffer = self._buffer
-        anns_end = HEADER_SIZE + header.annotations_size
-        if len(buffer) < anns_end:
-            return NEED_DATA
-        if self._annotations is None:
-            self._annotations = decode_annotations(buffer[HEADER_SIZE:anns_end])
-        end = anns_end + header.data_size
-        if len(buffer) < end:
-            if header.data_size >= self.gather_from:
-                self._start_gathering(anns_end, end)
-            return NEED_DATA
-        with memoryview(buffer) as view:  # released before the buffer is resized below
-            payload = bytes(view[anns_end:end])
-        return self._frame(payload, end)
-
-    def _frame(self, payload: bytes, consumed: int) -> Frame:
-        frame = Frame(self._header, self._annotations, payload)  # type: ignore[arg-type]
-        del self._buffer[:consumed]
-        self._header = None
-        self._annotations = None
-        return frame
-
-    def _start_gathering(self, payload_start: int, end: int) -> None:
-        """Move the payload's first bytes out of the buffer; the rest will be gathered as fed."""
-        buffer = self._buffer
-        with memoryview(buffer) as view:  # the buffer ends inside the payload
-            self._pieces.append(bytearray(view[payload_start:]))
-        self._gather_left = end - len(buffer)
-        self._gathered_head = payload_start
-        del buffer[:]
-
-    def _finish_gathering(self) -> Union[Frame, _Sentinel]:
-        if self._gather_left:
-            return NEED_DATA
-        pieces, self._pieces = self._pieces, []
-        if not pieces[0]:
-            del pieces[0]   # no payload byte had arrived with the header
-        if len(pieces) == 1 and type(pieces[0]) is bytes:
-            return self._frame(pieces[0], 0)   # type: ignore[arg-type]
-        return self._frame(b"".join(pieces), 0)
-
-    def _read_header(self) -> Optional[Header]:
-        buffer = self._buffer
-        if len(buffer) < HEADER_SIZE:
-            _check_prefix(buffer)
-            return None
-        header = unpack_header(bytes(buffer[:HEADER_SIZE]))
-        try:
-            check_message_size(header.data_size, header.annotations_size, self.max_message_size)
-        except MessageTooLargeError:
-            if not self.discard_oversized or header.total_size > discard_limit(self.max_message_size):
-                raise
-            arrived = min(len(buffer) - HEADER_SIZE, header.total_size)
-            del buffer[:HEADER_SIZE + arrived]  # what of it already arrived goes right away
-            self._skipping, self._skip_left = header, header.total_size - arrived
-            return header
-        self._header = header
-        return header
-
-    def _finish_skip(self) -> Union[Oversized, _Sentinel]:
-        if self._skip_left:
-            return NEED_DATA
-        header, self._skipping = self._skipping, None
-        return Oversized(header)  # type: ignore[arg-type]
-
-
-def iter_frames(reader: FrameReader) -> Iterator[Frame]:
-    """Every complete frame currently available from ``reader``."""
-    while True:
-        frame = reader.next_frame()
-        if frame is NEED_DATA:
-            return
-        yield frame  # type: ignore[misc]

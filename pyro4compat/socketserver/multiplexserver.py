@@ -8,9 +8,9 @@ from an external loop) is the only thread that touches the selector and the clie
 * **Reading never blocks the loop.** Pyro4 reads a whole message with blocking ``recv`` calls, so
   one client sending a byte a second freezes every other client. Here each readable event gets
   one ``recv`` of what is there (TLS: until the TLS object has nothing buffered), fed into that
-  connection's :class:`~pyro4compat._protocol.FrameReader`; only complete messages are
+  connection's :class:`~pyro4compat._frames.FrameReader`; only complete messages are
   dispatched, through ``daemon._handshake_message`` / ``daemon._handle_message``. The rest of a
-  large payload (``_protocol.GATHER_FROM`` and up) is received into new ``bytes`` objects that the
+  large payload (``_frames.GATHER_FROM`` and up) is received into new ``bytes`` objects that the
   reader joins once, not copied through the shared receive buffer. Size limits,
   message types and HMAC are checked here first, with Pyro4's errors: before the handshake they
   become the CONNECTFAIL Pyro4 would send, afterwards the connection is closed. A message over
@@ -41,7 +41,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
 
-from .. import _busypoll, _large_buffers, _protocol, errors, socketutil
+from .. import _busypoll, _frames, _large_buffers, _protocol, errors, socketutil
 from ..configuration import config
 from ..message import Message
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
@@ -63,7 +63,7 @@ _REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE,
 _TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
 
 
-def message_from_frame(frame: _protocol.Frame, hmac_key: Optional[bytes]) -> Message:
+def message_from_frame(frame: _frames.Frame, hmac_key: Optional[bytes]) -> Message:
     """A received :class:`Message` for a complete frame (what ``Message.recv`` would have returned)."""
     header = frame.header
     msg = Message.__new__(Message)
@@ -81,7 +81,7 @@ def message_from_frame(frame: _protocol.Frame, hmac_key: Optional[bytes]) -> Mes
     return msg
 
 
-def frame_problem(frame: _protocol.Frame, connected: bool, hmac_key: Optional[bytes]) -> Optional[Exception]:
+def frame_problem(frame: _frames.Frame, connected: bool, hmac_key: Optional[bytes]) -> Optional[Exception]:
     """The error ``Message.recv`` would raise for this frame (wrong type, HMAC), or None."""
     if frame.header.msg_type not in _REQUIRED_TYPES[connected]:
         text = "invalid msg type %d received" % frame.header.msg_type
@@ -102,7 +102,7 @@ class _Client(object):
 
     def __init__(self, conn: socketutil.SocketConnection, peer: Any, tls: bool) -> None:
         self.conn = conn
-        self.reader = _protocol.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
+        self.reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
         self.connected = False
         self.tls_pending = tls
         self.peer = peer
@@ -275,9 +275,9 @@ class SocketServer_Multiplex(_LoopGuard):
             except errors.ProtocolError as exc:
                 self._reject(client, exc)
                 return
-            if frame is _protocol.NEED_DATA:
+            if frame is _frames.NEED_DATA:
                 return
-            if isinstance(frame, _protocol.Oversized):
+            if isinstance(frame, _frames.Oversized):
                 self._oversized(client, frame.header)
             else:
                 self._dispatch(client, frame)  # type: ignore[arg-type]
@@ -327,7 +327,7 @@ class SocketServer_Multiplex(_LoopGuard):
         client.tls_pending = False
         return True
 
-    def _dispatch(self, client: _Client, frame: _protocol.Frame) -> None:
+    def _dispatch(self, client: _Client, frame: _frames.Frame) -> None:
         """One complete message: the handshake or a request, with blocking sends for the reply."""
         hmac_key = self.daemon._pyroHmacKey
         problem = frame_problem(frame, client.connected, hmac_key)
@@ -367,7 +367,7 @@ class SocketServer_Multiplex(_LoopGuard):
     def _oversized(self, client: _Client, header: _protocol.Header) -> None:
         """A message over the limit was read off and dropped: say so (the stream is still in step)."""
         exc = errors.MessageTooLargeError(_protocol.max_size_text(header.total_size, client.reader.max_message_size))
-        exc.pyroMsg = message_from_frame(_protocol.Frame(header, {}, b""), None)  # type: ignore[attr-defined]
+        exc.pyroMsg = message_from_frame(_frames.Frame(header, {}, b""), None)  # type: ignore[attr-defined]
         exc._pyroDiscarded = True  # type: ignore[attr-defined]
         if not client.connected:
             self._reject(client, exc)

@@ -58,7 +58,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
-from .. import _protocol, errors, socketutil
+from .. import _frames, errors, socketutil
 from .._busypoll import begin_work, end_work, quiet
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
@@ -184,10 +184,10 @@ class ClientConnectionJob(object):
             data = self.csock.sock.recv(_DENY_READ_LIMIT)
         except OSError:
             return b""
-        reader = _protocol.FrameReader()
+        reader = _frames.FrameReader()
         reader.feed(data)
         try:
-            complete = reader.next_frame() is not _protocol.NEED_DATA
+            complete = reader.next_frame() is not _frames.NEED_DATA
         except errors.ProtocolError:
             complete = True     # let the daemon word the protocol error in its CONNECTFAIL
         return data if complete else b""

@@ -1,4 +1,4 @@
-"""Payloads above ``_protocol.GATHER_FROM``: byte-exact on both server types, and a large message
+"""Payloads above ``_frames.GATHER_FROM``: byte-exact on both server types, and a large message
 that arrives in pieces never stops the multiplex server from serving others meanwhile."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from pyro4compat import _protocol as proto, core
+from pyro4compat import _frames, core
 from pyro4compat._serializers import get_serializer_by_id
 from pyro4compat.configuration import config
 
@@ -28,7 +28,7 @@ def target(request):
 
 @pytest.mark.parametrize("serializer", ["serpent", "marshal", "pickle", "json"])
 def test_large_payload_echoes_exactly(target, serializer):
-    value = os.urandom(3 * proto.GATHER_FROM + 123)
+    value = os.urandom(3 * _frames.GATHER_FROM + 123)
     if serializer == "json":
         value = value.hex()             # json has no bytes type
     with core.Proxy(target.uri) as proxy:
@@ -42,7 +42,7 @@ def test_large_payload_echoes_exactly(target, serializer):
 
 
 def test_pipelined_large_and_small_requests_are_answered_in_order(target):
-    big = os.urandom(2 * proto.GATHER_FROM)
+    big = os.urandom(2 * _frames.GATHER_FROM)
     with RawClient(target.port) as client:
         client.handshake("marshal")
         client.send(invoke_bytes("thing", "echo", (big,), serializer="marshal", seq=1)
@@ -53,7 +53,7 @@ def test_pipelined_large_and_small_requests_are_answered_in_order(target):
 
 def test_half_sent_large_message_does_not_hold_up_multiplex_server():
     config.SERVERTYPE = "multiplex"
-    big = os.urandom(4 * proto.GATHER_FROM)
+    big = os.urandom(4 * _frames.GATHER_FROM)
     message = invoke_bytes("thing", "echo", (big,), serializer="marshal", seq=7)
     with served_target("daemon") as tgt, RawClient(tgt.port) as slow:
         slow.handshake("marshal")

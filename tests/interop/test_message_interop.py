@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from pyro4compat import _protocol
+from pyro4compat import _frames, _protocol
 from pyro4compat.configuration import config
 from pyro4compat.errors import ConnectionClosedError, PyroError
 from pyro4compat.message import Message
@@ -127,11 +127,11 @@ def test_pyro4_stream_through_frame_reader(pyro4, no_max_size):
     stream = pyro4(CHILD_HELPERS + """
 OUTPUT = b"".join(Message(t, d, s, f, q, annotations=a, hmac_key=k).to_bytes() for t, d, s, f, q, a, k in INPUT)
 """, CASES)
-    reader = _protocol.FrameReader()
+    reader = _frames.FrameReader()
     frames = []
     for start in range(0, len(stream), 97):
         reader.feed(stream[start:start + 97])
-        frames.extend(_protocol.iter_frames(reader))
+        frames.extend(_frames.iter_frames(reader))
     assert len(frames) == len(CASES)
     for frame, (t, d, s, f, q, a, k) in zip(frames, CASES):
         assert (frame.header.msg_type, frame.header.flags, frame.header.seq, frame.payload) == (t, f, q, d)

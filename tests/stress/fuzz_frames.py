@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import pyro4compat as Pyro4  # noqa: E402
+from pyro4compat import _frames  # noqa: E402
 from pyro4compat import _protocol as p  # noqa: E402
 from pyro4compat import _serializers as S  # noqa: E402
 from pyro4compat import errors  # noqa: E402
@@ -68,12 +69,12 @@ def _mutate(data: bytes, changes: Any) -> bytes:
 
 
 def _reader_outcome(pieces: List[bytes], limit: int, discard: bool) -> Any:
-    reader = p.FrameReader(limit, discard_oversized=discard)
+    reader = _frames.FrameReader(limit, discard_oversized=discard)
     seen = []
     try:
         for piece in pieces:
             reader.feed(piece)
-            seen.extend(repr(event) for event in p.iter_frames(reader))
+            seen.extend(repr(event) for event in _frames.iter_frames(reader))
     except errors.ProtocolError as exc:
         seen.append("error %s: %s" % (type(exc).__name__, exc))
     return seen

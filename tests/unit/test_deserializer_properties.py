@@ -17,7 +17,7 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyro4compat import _protocol as p
+from pyro4compat import _frames, _protocol as p
 from pyro4compat import errors
 from pyro4compat import _serializers as S
 
@@ -101,14 +101,14 @@ def test_marshal_guard_refuses_every_truncation(value, cut):
 # --- the frame reader's discard mode ------------------------------------------------------------------------
 
 def events(pieces, limit):
-    reader = p.FrameReader(limit, discard_oversized=True)
+    reader = _frames.FrameReader(limit, discard_oversized=True)
     out, peak = [], 0
     try:
         for piece in pieces:
             reader.feed(piece)
             peak = max(peak, reader.buffered)
-            for event in p.iter_frames(reader):
-                out.append(("oversized", event.header.seq) if isinstance(event, p.Oversized)
+            for event in _frames.iter_frames(reader):
+                out.append(("oversized", event.header.seq) if isinstance(event, _frames.Oversized)
                            else ("frame", event.header.seq, event.payload))
     except errors.ProtocolError as exc:
         out.append(("error", str(exc)))
@@ -138,7 +138,7 @@ def test_discard_mode_split_invariant_and_never_buffers_an_oversized_body(payloa
 @BOUNDED
 @given(st.integers(1, 10 ** 6), st.integers(0, 2 ** 31 - 1))
 def test_discard_mode_refuses_beyond_the_discard_limit(limit, claimed):
-    reader = p.FrameReader(limit, discard_oversized=True)
+    reader = _frames.FrameReader(limit, discard_oversized=True)
     reader.feed(p.pack_header(p.MSG_INVOKE, 0, 1, claimed, 1))
     try:
         event = reader.next_frame()
@@ -147,6 +147,6 @@ def test_discard_mode_refuses_beyond_the_discard_limit(limit, claimed):
         return
     assert claimed <= p.discard_limit(limit)
     if claimed <= limit:
-        assert event is p.NEED_DATA or isinstance(event, p.Frame)
+        assert event is _frames.NEED_DATA or isinstance(event, _frames.Frame)
     else:
-        assert event is p.NEED_DATA and reader.bytes_needed == claimed and reader.buffered == 0
+        assert event is _frames.NEED_DATA and reader.bytes_needed == claimed and reader.buffered == 0

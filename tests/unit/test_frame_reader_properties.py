@@ -9,7 +9,7 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyro4compat import _protocol as p
+from pyro4compat import _frames, _protocol as p
 from pyro4compat.errors import ProtocolError
 
 BOUNDED = settings(max_examples=200, deadline=None, database=None,
@@ -34,14 +34,14 @@ def split(data: bytes, cuts) -> list:
     return [data[a:b] for a, b in zip(edges, edges[1:])]
 
 
-def outcome(pieces, max_message_size: int = 0, gather_from: int = p.GATHER_FROM):
+def outcome(pieces, max_message_size: int = 0, gather_from: int = _frames.GATHER_FROM):
     """Frames produced and the error text (if any) when feeding ``pieces`` one at a time."""
-    reader = p.FrameReader(max_message_size, gather_from=gather_from)
+    reader = _frames.FrameReader(max_message_size, gather_from=gather_from)
     frames = []
     try:
         for piece in pieces:
             reader.feed(piece)
-            frames.extend(p.iter_frames(reader))
+            frames.extend(_frames.iter_frames(reader))
     except ProtocolError as exc:
         return frames, type(exc).__name__, str(exc)
     return frames, None, reader.buffered

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from pyro4compat import _protocol as p
+from pyro4compat import _frames, _protocol as p
 from pyro4compat.errors import MessageTooLargeError, ProtocolError, SecurityError
 
 ABC600_COMPRESSED = bytes.fromhex("789c4b4c4a4e1c45a388da0800ada3e5b1")  # zlib.compress(b"abc" * 200)
@@ -94,7 +94,7 @@ def test_encode_message_returns_head_and_untouched_payload(name, args, expected)
 @pytest.mark.parametrize("name, args, expected", GOLDEN, ids=GOLDEN_IDS)
 def test_frame_reader_parses_golden(name, args, expected):
     msg_type, payload, ser, flags, seq, anns, key = args
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     reader.feed(bytes.fromhex(expected))
     frame = reader.next_frame()
     assert frame.header[:3] == (msg_type, flags, seq)
@@ -104,7 +104,7 @@ def test_frame_reader_parses_golden(name, args, expected):
     assert frame.annotations == p.with_hmac(anns, key, payload)
     assert list(frame.annotations) == list(p.with_hmac(anns, key, payload))
     p.verify_hmac(key, frame.payload, frame.annotations)
-    assert reader.next_frame() is p.NEED_DATA
+    assert reader.next_frame() is _frames.NEED_DATA
     assert reader.buffered == 0
 
 
@@ -396,15 +396,15 @@ STREAM = b"".join(bytes.fromhex(case[2]) for case in GOLDEN)
 
 
 def drain(reader):
-    return list(p.iter_frames(reader))
+    return list(_frames.iter_frames(reader))
 
 
 def test_reader_byte_by_byte_equals_all_at_once():
-    whole = p.FrameReader()
+    whole = _frames.FrameReader()
     whole.feed(STREAM)
     expected = drain(whole)
     assert len(expected) == len(GOLDEN)
-    trickle = p.FrameReader()
+    trickle = _frames.FrameReader()
     got = []
     for i in range(len(STREAM)):
         trickle.feed(STREAM[i:i + 1])
@@ -415,12 +415,12 @@ def test_reader_byte_by_byte_equals_all_at_once():
 
 def test_reader_bytes_needed_progression():
     data = bytes.fromhex(GOLDEN[1][2])  # connect_corr: 22 bytes of annotations, 21 of payload
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     assert reader.bytes_needed == 24 and reader.pending_header is None
     reader.feed(data[:10])
-    assert reader.next_frame() is p.NEED_DATA and reader.bytes_needed == 14
+    assert reader.next_frame() is _frames.NEED_DATA and reader.bytes_needed == 14
     reader.feed(data[10:30])
-    assert reader.next_frame() is p.NEED_DATA
+    assert reader.next_frame() is _frames.NEED_DATA
     assert reader.pending_header.annotations_size == 22
     assert reader.bytes_needed == len(data) - 30
     reader.feed(data[30:])
@@ -430,9 +430,9 @@ def test_reader_bytes_needed_progression():
 
 
 def test_reader_never_allocates_what_the_header_claims():
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     reader.feed(raw_header(data_size=0x7FFFFFFF) + b"abc")
-    assert reader.next_frame() is p.NEED_DATA
+    assert reader.next_frame() is _frames.NEED_DATA
     assert reader.buffered == 27
     assert reader.gathering
     assert len(reader._buffer) + sum(map(len, reader._pieces)) == 3  # only what arrived (header parsed)
@@ -442,30 +442,30 @@ def test_reader_never_allocates_what_the_header_claims():
 def test_large_payload_fed_as_one_bytes_object_is_used_without_a_copy():
     payload = bytes(range(256)) * 300    # a piece of 64 KiB or more is kept as it is
     head = p.build_message_bytes(p.MSG_RESULT, payload, 1, 0, 7, {"CORR": b"x" * 16})[:-len(payload)]
-    reader = p.FrameReader(gather_from=len(payload))
+    reader = _frames.FrameReader(gather_from=len(payload))
     reader.feed(head)
-    assert reader.next_frame() is p.NEED_DATA
+    assert reader.next_frame() is _frames.NEED_DATA
     assert reader.gathering and reader.bytes_needed == len(payload)
     reader.feed(payload)
     assert not reader.gathering and reader.bytes_needed == 0
     frame = reader.next_frame()
     assert frame.payload is payload
     assert frame.annotations == {"CORR": b"x" * 16}
-    assert reader.next_frame() is p.NEED_DATA and reader.buffered == 0
+    assert reader.next_frame() is _frames.NEED_DATA and reader.buffered == 0
 
 
 def test_gathered_payload_copies_reused_buffers_and_keeps_the_next_frame():
     first = p.build_message_bytes(p.MSG_INVOKE, b"A" * 100, 1, 0, 1)
     second = p.build_message_bytes(p.MSG_INVOKE, b"B" * 5, 1, 0, 2)
     stream = first + second
-    reader = p.FrameReader(gather_from=50)
+    reader = _frames.FrameReader(gather_from=50)
     shared = bytearray(40)  # like the multiplex server's one receive buffer, reused for every recv
     frames = []
     for start in range(0, len(stream), len(shared)):
         piece = stream[start:start + len(shared)]
         shared[:len(piece)] = piece
         reader.feed(memoryview(shared)[:len(piece)])
-        frames.extend(p.iter_frames(reader))
+        frames.extend(_frames.iter_frames(reader))
     assert [(f.header.seq, f.payload) for f in frames] == [(1, b"A" * 100), (2, b"B" * 5)]
     assert reader.buffered == 0
 
@@ -473,21 +473,21 @@ def test_gathered_payload_copies_reused_buffers_and_keeps_the_next_frame():
 def test_trickled_payload_is_gathered_into_one_buffer_not_an_object_per_piece():
     payload = bytes(range(256)) * 8
     message = p.build_message_bytes(p.MSG_INVOKE, payload, 1, 0, 3)
-    reader = p.FrameReader(gather_from=1000)
+    reader = _frames.FrameReader(gather_from=1000)
     frames = []
     for index in range(len(message)):
         reader.feed(message[index:index + 1])
-        frames.extend(p.iter_frames(reader))
+        frames.extend(_frames.iter_frames(reader))
         assert len(reader._pieces) <= 1
     assert [f.payload for f in frames] == [payload]
     assert type(frames[0].payload) is bytes
 
 
 def test_small_payloads_are_never_gathered():
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     message = p.build_message_bytes(p.MSG_INVOKE, b"x" * 1000, 1, 0, 1)
     reader.feed(message[:-10])
-    assert reader.next_frame() is p.NEED_DATA
+    assert reader.next_frame() is _frames.NEED_DATA
     assert not reader.gathering and reader.bytes_needed == 10
 
 
@@ -501,14 +501,14 @@ MAX_SIZE_CASES = [
 
 @pytest.mark.parametrize("name, header, max_size, text", MAX_SIZE_CASES, ids=[c[0] for c in MAX_SIZE_CASES])
 def test_reader_max_message_size_checked_at_the_header(name, header, max_size, text):
-    reader = p.FrameReader(max_message_size=max_size)
+    reader = _frames.FrameReader(max_message_size=max_size)
     reader.feed(header)  # no body yet: the claim alone is enough to refuse
     with pytest.raises(MessageTooLargeError, match=exact(text)):
         reader.next_frame()
 
 
 def test_reader_max_message_size_boundary_accepted():
-    reader = p.FrameReader(max_message_size=10)
+    reader = _frames.FrameReader(max_message_size=10)
     reader.feed(raw_header(data_size=4, anns_size=6) + chunk(b"AAAA", b"") + b"data")
     frame = reader.next_frame()
     assert frame.annotations == {"AAAA": b""} and frame.payload == b"data"
@@ -534,7 +534,7 @@ BAD_STREAMS = [
 
 @pytest.mark.parametrize("name, data, text", BAD_STREAMS, ids=[c[0] for c in BAD_STREAMS])
 def test_reader_rejects_malformed_streams(name, data, text):
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     reader.feed(data)
     with pytest.raises(ProtocolError, match=exact(text)):
         drain(reader)
@@ -543,17 +543,17 @@ def test_reader_rejects_malformed_streams(name, data, text):
 
 
 def test_reader_annotation_error_raised_before_payload_arrives():
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     reader.feed(raw_header(anns_size=7, data_size=1000) + chunk(b"AAAA", b"x", length=9))
     with pytest.raises(ProtocolError, match="running past the end"):
         reader.next_frame()
 
 
 def test_reader_accepts_unknown_msg_type_like_pyro4_from_header():
-    reader = p.FrameReader()
+    reader = _frames.FrameReader()
     reader.feed(raw_header(msg_type=99, data_size=1) + b"x")
     assert reader.next_frame().header.msg_type == 99
 
 
 def test_need_data_repr():
-    assert repr(p.NEED_DATA) == "NEED_DATA"
+    assert repr(_frames.NEED_DATA) == "NEED_DATA"

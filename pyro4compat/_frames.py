@@ -1,0 +1,246 @@
+"""Protocol 48 received incrementally: a sans-IO frame reader (h11's receive/next shape).
+
+Theory of operation
+-------------------
+:class:`FrameReader` is fed whatever bytes arrived and hands out complete
+:class:`Frame` objects, or :data:`NEED_DATA` until there are enough bytes. It validates the header
+as soon as it is complete (and the tag/version as soon as the first six bytes are there), checks the
+size limit before buffering a body, and only ever holds bytes that actually arrived. Errors are
+deterministic: a reader that raised keeps raising the same error for the same buffered bytes, so the
+caller's only sensible move is to drop the connection.
+
+A server may instead ask the reader to *discard* a message over the limit (``discard_oversized``):
+if the message is no larger than :func:`~pyro4compat._protocol.discard_limit` allows, its bytes
+are counted off as they arrive (never buffered) and the reader then hands out an
+:class:`Oversized` event carrying just the header, so the server can answer
+``MessageTooLargeError`` on a stream that is still in step. A larger one still raises, and the
+connection is closed.
+
+Like :mod:`pyro4compat._protocol`, this module never touches a socket, a thread or the config.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, NamedTuple, Optional, Union
+
+from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, check_message_size,
+                        decode_annotations, discard_limit, unpack_header)
+from .errors import MessageTooLargeError, ProtocolError
+
+__all__ = ["GATHER_FROM", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
+
+GATHER_FROM = 1 << 20  # payloads this large are gathered piece by piece, not buffered
+_OWN_PIECE = 64 * 1024  # ... and a fed bytes object this large is kept as a piece of its own
+
+
+class _Sentinel:
+    """A named singleton, so ``NEED_DATA`` prints as itself in test failures and logs."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+NEED_DATA = _Sentinel("NEED_DATA")
+
+
+class Frame(NamedTuple):
+    """One complete received message, before HMAC checking and decompression."""
+
+    header: Header
+    annotations: Dict[str, bytes]
+    payload: bytes
+
+
+class Oversized(NamedTuple):
+    """A message over the limit whose bytes were all read and dropped (see ``discard_oversized``)."""
+
+    header: Header
+
+
+def _check_prefix(buffer: BytesLike) -> None:
+    """Reject a stream as soon as its first bytes cannot start a protocol 48 header."""
+    count = min(len(buffer), len(HEADER_PREFIX))
+    if bytes(buffer[:count]) != HEADER_PREFIX[:count]:
+        raise ProtocolError(ERR_BAD_TAG)
+
+
+class FrameReader:
+    """Turn an arbitrarily split byte stream into :class:`Frame` objects (h11's receive/next shape).
+
+    ``feed()`` what the socket gave you, then call ``next_frame()`` until it returns
+    :data:`NEED_DATA`. ``bytes_needed`` says how many more bytes the current frame still lacks,
+    so a blocking caller can ``recv`` exactly that much. Only received bytes are ever buffered;
+    a header's claimed size is checked against ``max_message_size`` (0 = unlimited) first.
+    With ``discard_oversized``, a message over the limit but within :func:`discard_limit` is
+    dropped as it arrives and reported as :class:`Oversized` instead of raising.
+
+    A payload of ``gather_from`` bytes or more is *gathered* rather than buffered: once its
+    frame's header and annotations are in, the payload's bytes are kept as the list of pieces
+    fed, and joined once when the last one arrives (a single piece is used as it is). While
+    :attr:`gathering` is true, a caller that feeds ``bytes`` objects of at most
+    ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy when
+    they are 64 KiB or more; smaller pieces and other buffers are copied once. That spares a multi-megabyte payload the trip through the
+    growing byte buffer and the copy out of it.
+    """
+
+    def __init__(self, max_message_size: int = 0, discard_oversized: bool = False,
+                 gather_from: int = GATHER_FROM) -> None:
+        self.max_message_size = max_message_size
+        self.discard_oversized = discard_oversized
+        self.gather_from = gather_from
+        self._buffer = bytearray()
+        self._header: Optional[Header] = None
+        self._annotations: Optional[Dict[str, bytes]] = None
+        self._skipping: Optional[Header] = None   # the oversized message being dropped
+        self._skip_left = 0
+        self._pieces: List[BytesLike] = []   # the gathered payload so far (see the class doc)
+        self._gather_left = 0            # payload bytes still to be gathered
+        self._gathered_head = 0          # header and annotation bytes of the frame being gathered
+
+    def feed(self, data: BytesLike) -> None:
+        """Add received bytes (any split: a byte, a message, several messages)."""
+        if self._skip_left:
+            dropped = min(self._skip_left, len(data))
+            self._skip_left -= dropped
+            data = data[dropped:]
+        if self._gather_left and data:
+            data = self._gather(data)
+        self._buffer += data
+
+    def _gather(self, data: BytesLike) -> BytesLike:
+        """Keep the payload's share of ``data``; return the rest (the next frame's bytes).
+
+        A whole ``bytes`` object of ``_OWN_PIECE`` bytes or more is kept as it is; anything
+        smaller is appended to a bytearray piece, so a client that trickles its payload costs
+        a byte per byte, not an object per byte.
+        """
+        take = min(self._gather_left, len(data))
+        pieces = self._pieces
+        if take == len(data) and take >= _OWN_PIECE and type(data) is bytes:
+            pieces.append(data)   # type: ignore[arg-type]
+        else:
+            with memoryview(data) as view:
+                if type(pieces[-1]) is bytearray:
+                    pieces[-1] += view[:take]   # type: ignore[operator]
+                else:
+                    pieces.append(bytearray(view[:take]))
+        self._gather_left -= take
+        return data[take:]
+
+    @property
+    def gathering(self) -> bool:
+        """True while a large payload is being gathered (``bytes_needed`` of it still missing)."""
+        return self._gather_left > 0
+
+    @property
+    def buffered(self) -> int:
+        """Number of received bytes not yet handed out as frames."""
+        if self._pieces:
+            return len(self._buffer) + self._gathered_head + sum(map(len, self._pieces))
+        return len(self._buffer)
+
+    @property
+    def pending_header(self) -> Optional[Header]:
+        """The header of the frame being received, once it has been parsed."""
+        return self._header or self._skipping
+
+    @property
+    def bytes_needed(self) -> int:
+        """How many more bytes the frame in progress needs (0: call ``next_frame()``)."""
+        if self._skipping is not None:
+            return self._skip_left
+        if self._pieces:
+            return self._gather_left
+        if self._header is None:
+            return max(HEADER_SIZE - len(self._buffer), 0)
+        return max(HEADER_SIZE + self._header.total_size - len(self._buffer), 0)
+
+    def next_frame(self) -> Union[Frame, Oversized, _Sentinel]:
+        """The next complete frame (or ``Oversized`` event), else ``NEED_DATA``; ``ProtocolError`` on bad input."""
+        if self._skipping is not None:
+            return self._finish_skip()
+        if self._pieces:
+            return self._finish_gathering()
+        header = self._header or self._read_header()
+        if header is None:
+            return NEED_DATA
+        if self._skipping is not None:
+            return self._finish_skip()
+        buffer = self._buffer
+        anns_end = HEADER_SIZE + header.annotations_size
+        if len(buffer) < anns_end:
+            return NEED_DATA
+        if self._annotations is None:
+            self._annotations = decode_annotations(buffer[HEADER_SIZE:anns_end])
+        end = anns_end + header.data_size
+        if len(buffer) < end:
+            if header.data_size >= self.gather_from:
+                self._start_gathering(anns_end, end)
+            return NEED_DATA
+        with memoryview(buffer) as view:  # released before the buffer is resized below
+            payload = bytes(view[anns_end:end])
+        return self._frame(payload, end)
+
+    def _frame(self, payload: bytes, consumed: int) -> Frame:
+        frame = Frame(self._header, self._annotations, payload)  # type: ignore[arg-type]
+        del self._buffer[:consumed]
+        self._header = None
+        self._annotations = None
+        return frame
+
+    def _start_gathering(self, payload_start: int, end: int) -> None:
+        """Move the payload's first bytes out of the buffer; the rest will be gathered as fed."""
+        buffer = self._buffer
+        with memoryview(buffer) as view:  # the buffer ends inside the payload
+            self._pieces.append(bytearray(view[payload_start:]))
+        self._gather_left = end - len(buffer)
+        self._gathered_head = payload_start
+        del buffer[:]
+
+    def _finish_gathering(self) -> Union[Frame, _Sentinel]:
+        if self._gather_left:
+            return NEED_DATA
+        pieces, self._pieces = self._pieces, []
+        if not pieces[0]:
+            del pieces[0]   # no payload byte had arrived with the header
+        if len(pieces) == 1 and type(pieces[0]) is bytes:
+            return self._frame(pieces[0], 0)   # type: ignore[arg-type]
+        return self._frame(b"".join(pieces), 0)
+
+    def _read_header(self) -> Optional[Header]:
+        buffer = self._buffer
+        if len(buffer) < HEADER_SIZE:
+            _check_prefix(buffer)
+            return None
+        header = unpack_header(bytes(buffer[:HEADER_SIZE]))
+        try:
+            check_message_size(header.data_size, header.annotations_size, self.max_message_size)
+        except MessageTooLargeError:
+            if not self.discard_oversized or header.total_size > discard_limit(self.max_message_size):
+                raise
+            arrived = min(len(buffer) - HEADER_SIZE, header.total_size)
+            del buffer[:HEADER_SIZE + arrived]  # what of it already arrived goes right away
+            self._skipping, self._skip_left = header, header.total_size - arrived
+            return header
+        self._header = header
+        return header
+
+    def _finish_skip(self) -> Union[Oversized, _Sentinel]:
+        if self._skip_left:
+            return NEED_DATA
+        header, self._skipping = self._skipping, None
+        return Oversized(header)  # type: ignore[arg-type]
+
+
+def iter_frames(reader: FrameReader) -> Iterator[Frame]:
+    """Every complete frame currently available from ``reader``."""
+    while True:
+        frame = reader.next_frame()
+        if frame is NEED_DATA:
+            return
+        yield frame  # type: ignore[misc]
