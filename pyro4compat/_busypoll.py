@@ -119,9 +119,9 @@ class SocketSpinner(Spinner):
     def _readable(self) -> bool:
         return bool(self._poll(0))
 
-    def wait(self, gate: Optional[Callable[[], bool]] = None) -> None:
-        """Return once the socket is readable or one spin is over (then the caller blocks)."""
-        self.spin(self._readable, gate)
+    def wait(self, gate: Optional[Callable[[], bool]] = None) -> bool:
+        """Return once the socket is readable (True) or one spin is over (False: the caller blocks)."""
+        return bool(self.spin(self._readable, gate))
 
 
 def spinner_for(sock: Any) -> Optional[SocketSpinner]:

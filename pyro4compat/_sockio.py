@@ -399,6 +399,9 @@ class SocketConnection(object):
         # would then need a second large buffer to join it to the rest (see recv).
         self._exact_reads = 0
         self._spinner: Any = None    # (socket, its spinner or None): see spin_until_readable
+        # Set when a readiness check (a spin, a server's poll) has just seen bytes: the next
+        # receive then goes straight to recv instead of polling again for the same bytes.
+        self.readable_seen = False
         self.spin_gate: Any = None   # when spinning is welcome (None: _busypoll.quiet)
 
     def __del__(self) -> None:
@@ -454,7 +457,11 @@ class SocketConnection(object):
         view = self._rbuf
         if view is None:
             view = self._rbuf = memoryview(bytearray(_READ_AHEAD_SIZE))
-        self.spin_until_readable()
+        if self.readable_seen:
+            self.readable_seen = False
+        else:
+            self.spin_until_readable()
+            self.readable_seen = False
         count = _recv_some(self.sock, view)
         if count >= size:
             if count > size:
@@ -462,17 +469,20 @@ class SocketConnection(object):
             return view[:size].tobytes()
         return _recv_growing(self.sock, size, view[:count].tobytes(), _waitall_flag(self.sock))
 
-    def spin_until_readable(self) -> None:
+    def spin_until_readable(self) -> bool:
         """Busy-poll briefly for the next bytes before a blocking receive (see :mod:`._busypoll`).
 
-        ``spin_gate`` says whether spinning is welcome now (None: no other busy thread of ours).
+        True (and ``readable_seen`` set) when the spin saw bytes arrive. ``spin_gate`` says
+        whether spinning is welcome now (None: no other busy thread of ours).
         """
         sock = self.sock
         known = self._spinner
         if known is None or known[0] is not sock:   # first wait, or the socket was wrapped in TLS
             known = self._spinner = (sock, spinner_for(sock))
-        if known[1] is not None:
-            known[1].wait(self.spin_gate)
+        if known[1] is not None and known[1].wait(self.spin_gate):
+            self.readable_seen = True
+            return True
+        return False
 
     def _recv_buffered(self, size: int) -> bytes:
         start, end = self._rstart, self._rend

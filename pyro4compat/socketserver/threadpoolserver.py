@@ -20,7 +20,9 @@ exhaust the server. Here a connection only holds a worker while it has work:
   ``daemon.handleRequest(conn)`` (which reads one message, blocking with ``COMMTIMEOUT``, and
   sends the reply), then keeps the connection while its next request is already readable:
   a poll of the socket, with a wait of ``LINGER_SECONDS`` when the pool has spare workers, so
-  a client calling in a loop stays on one thread. Otherwise it parks the connection again
+  a client calling in a loop stays on one thread. Readiness is looked at once per request: a
+  busy-poll that saw the bytes skips the poll, and either one marks the connection
+  ``readable_seen`` so its receive goes straight to ``recv``. Otherwise it parks the connection again
   (queue + one byte on the waker; only the loop thread touches the selector). The loop
   adopts the queue at the start of a pass *and* after draining the waker: a connection parked
   in between would otherwise have lost its wake byte, which an external loop never recovers.
@@ -141,17 +143,20 @@ class ClientConnectionJob(object):
         pending = getattr(sock, "pending", None)
         if pending is not None and pending():
             return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
-        if linger:
-            self.csock.spin_until_readable()
+        if linger and self.csock.spin_until_readable():
+            return True      # the spin saw it: no second look, and the receive won't spin again
         try:
             if _has_poll():
                 if self._poller is None:
                     self._poller = select.poll()
                     self._poller.register(sock.fileno(), select.POLLIN)
-                return bool(self._poller.poll(linger * 1000.0))
-            return bool(select.select([sock], [], [], linger)[0])
+                ready = bool(self._poller.poll(linger * 1000.0))
+            else:
+                ready = bool(select.select([sock], [], [], linger)[0])
         except (OSError, ValueError):
             return True      # let handleRequest meet the broken socket and report it
+        self.csock.readable_seen = ready
+        return ready
 
     def handleConnection(self) -> bool:
         """TLS (when configured) and the Pyro handshake; False (connection closed) when they fail."""

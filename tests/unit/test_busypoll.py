@@ -177,3 +177,18 @@ def test_fork_child_starts_with_no_spinner_and_nothing_busy() -> None:
     finally:
         _busypoll.end_work()                    # begun before the "fork": must not raise
     assert _busypoll.idle()
+
+
+def _socket_spinner(polls: List[object]) -> _busypoll.SocketSpinner:
+    """A SocketSpinner whose zero-timeout poll answers from ``polls`` (no real descriptor)."""
+    spinner = _busypoll.SocketSpinner.__new__(_busypoll.SocketSpinner)
+    _busypoll.Spinner.__init__(spinner)
+    answers = iter(polls)
+    spinner._poll = lambda timeout: next(answers, [])
+    return spinner
+
+
+def test_socket_wait_says_whether_the_spin_saw_bytes(clock: StepClock) -> None:
+    assert _socket_spinner([[], [(5, 1)]]).wait(lambda: True) is True
+    assert _socket_spinner([]).wait(lambda: True) is False          # ran out: the caller blocks
+    assert _socket_spinner([[(5, 1)]]).wait(lambda: False) is False  # not welcome: no look at all

@@ -222,3 +222,40 @@ def test_small_message_is_sent_as_one_buffer_large_as_head_and_payload():
     big = Message(proto.MSG_INVOKE, b"z" * proto.SEND_JOIN_LIMIT, 3, 0, 1)
     big.send(large)
     assert large.sent == [] and b"".join(large.buffers[0]) == big.to_bytes() and len(large.buffers[0]) == 2
+
+
+# --- a readiness check that saw bytes spares the receive its own spin --------------------------------
+
+class CountingSpinner:
+    def __init__(self, verdict: bool) -> None:
+        self.verdict = verdict
+        self.waits = 0
+
+    def wait(self, gate=None) -> bool:
+        self.waits += 1
+        return self.verdict
+
+
+def _spinning_conn(script, verdict):
+    conn = _conn(script)
+    spinner = CountingSpinner(verdict)
+    conn._spinner = (conn.sock, spinner)
+    return conn, spinner
+
+
+def test_receive_after_a_seen_readiness_does_not_spin_again():
+    conn, spinner = _spinning_conn([b"abcd", b"efgh"], verdict=True)
+    conn.readable_seen = True              # e.g. the thread server's poll just saw the request
+    assert conn.recv(4) == b"abcd"
+    assert spinner.waits == 0 and not conn.readable_seen   # one use only
+    assert conn.recv(4) == b"efgh"
+    assert spinner.waits == 1 and not conn.readable_seen   # the next receive spins as before
+
+
+@pytest.mark.parametrize("verdict", [True, False])
+def test_spin_until_readable_reports_and_remembers_what_it_saw(verdict):
+    conn, spinner = _spinning_conn([b"abcd"], verdict)
+    assert conn.spin_until_readable() is verdict
+    assert conn.readable_seen is verdict
+    assert conn.recv(4) == b"abcd"
+    assert spinner.waits == (1 if verdict else 2)   # a seen spin is not repeated by the receive
