@@ -26,6 +26,11 @@ exhaust the server. Here a connection only holds a worker while it has work:
   (queue + one byte on the waker; only the loop thread touches the selector). The loop
   adopts the queue at the start of a pass *and* after draining the waker: a connection parked
   in between would otherwise have lost its wake byte, which an external loop never recovers.
+* **Reconnecting clients**: a worker whose connection just ended, while it is the only busy
+  one, busy-polls the listening socket for one spin (see :mod:`.._busypoll`) and accepts and
+  serves the next connection itself (:meth:`SocketServer_Threadpool._take_over_accept`). A
+  proxy per call then costs no wake-up of the loop thread and of a worker. Both may call
+  ``accept`` for the same connection; the listener is non-blocking, so the loser gets nothing.
 * **The pool** grows from ``THREADPOOL_SIZE_MIN`` to ``THREADPOOL_SIZE`` workers and workers above
   the minimum exit when idle (see :mod:`.threadpool`). Requests of handshaken connections are
   queued when every worker is busy, never refused.
@@ -61,7 +66,7 @@ from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
 from .. import _frames, errors, socketutil
-from .._busypoll import begin_work, end_work, quiet
+from .._busypoll import begin_work, end_work, quiet, spinner_for
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
@@ -100,25 +105,33 @@ class ClientConnectionJob(object):
         self._poller: Any = None
 
     def __call__(self) -> None:
+        job: Optional[ClientConnectionJob] = self
+        while job is not None:
+            ended = job._serve_while_busy()
+            job = job.server._take_over_accept() if ended else None
+
+    def _serve_while_busy(self) -> bool:
+        """Handshake and requests while they keep coming; True when the connection ended, False if parked."""
         server = self.server
         if server._closed:
             self._finish()
-            return
+            return False
         if not self.connected:
             if not self._next_request_ready(server._linger()):
                 server._park(self)      # handed over at accept, but the client is still silent
-                return
+                return False
             if not self.handleConnection():
-                return
+                return True
             self.connected = True
         elif not self._serve_one():
-            return
+            return True
         while not server._closed and self._next_request_ready(server._linger()):
             if server._closed:      # shut down while we waited: serve nothing more
                 break
             if not self._serve_one():
-                return
+                return True
         server._park(self)
+        return False
 
     def _serve_one(self) -> bool:
         """Handle one request; on failure close the connection and return False."""
@@ -245,6 +258,7 @@ class SocketServer_Threadpool(_LoopGuard):
         self._inside = 0
         self._returning: Deque[ClientConnectionJob] = deque()
         self._next_sweep = 0.0
+        self._accept_spinner: Any = None   # (listener, its busy-poll spinner): see _take_over_accept
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting thread pool socketserver")
@@ -339,16 +353,22 @@ class SocketServer_Threadpool(_LoopGuard):
                 if exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
                     log.warning("accept() failed '%s' with errno=%s, shouldn't happen", exc, exc.errno)
                 return
-            if self.shutting_down:
-                csock.close()
+            job = self._job_for(csock, caddr)
+            if job is None:
                 return
-            log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
-            _prepare_accepted(csock)
-            job = ClientConnectionJob(csock, caddr, self.daemon, self)
             if self._linger():
                 self._activate(job, watched=False)   # a free worker waits briefly for its CONNECT
             else:
                 self._register(job)
+
+    def _job_for(self, csock: Any, caddr: Any) -> Optional[ClientConnectionJob]:
+        """A freshly accepted socket as a job (None: closed again, the server is shutting down)."""
+        if self.shutting_down:
+            csock.close()
+            return None
+        log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
+        _prepare_accepted(csock)
+        return ClientConnectionJob(csock, caddr, self.daemon, self)
 
     def _register(self, job: ClientConnectionJob) -> None:
         try:
@@ -409,6 +429,28 @@ class SocketServer_Threadpool(_LoopGuard):
         """Busy-polling is welcome while one connection alone holds a worker (see _busypoll)."""
         pool = self.pool
         return pool is not None and len(pool.busy) <= 1 and quiet()
+
+    def _take_over_accept(self) -> Optional[ClientConnectionJob]:
+        """A worker whose client just left busy-polls the listening socket and accepts the next one itself.
+
+        Only while busy-polling is welcome (this worker alone is busy, nothing is queued). A
+        client that reconnects right away (a proxy per call) then skips two wake-ups: the loop
+        thread's and a worker's. The loop thread may accept the same connection first; then
+        this ``accept`` finds nothing and the worker goes back to the pool.
+        """
+        listener = self._listener
+        if listener is None or self._closed or not self._may_spin() or not self._linger():
+            return None
+        spinner = self._accept_spinner
+        if spinner is None or spinner[0] is not listener:
+            spinner = self._accept_spinner = (listener, spinner_for(listener))
+        if spinner[1] is None or not spinner[1].wait(self._may_spin):
+            return None
+        try:
+            csock, caddr = listener.accept()
+        except OSError:      # taken by the loop thread, or the listener was closed meanwhile
+            return None
+        return self._job_for(csock, caddr)
 
     def _park(self, job: ClientConnectionJob) -> None:
         """Hand a connection back to the loop thread to be watched again."""
