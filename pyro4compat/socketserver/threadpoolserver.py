@@ -22,8 +22,8 @@ exhaust the server. Here a connection only holds a worker while it has work:
   a poll of the socket, with a wait of ``LINGER_SECONDS`` when the pool has spare workers, so
   a client calling in a loop stays on one thread. Readiness is looked at once per request: a
   busy-poll that saw the bytes skips the poll, and either one marks the connection
-  ``readable_seen`` so its receive goes straight to ``recv``. Otherwise it parks the connection again
-  (queue + one byte on the waker; only the loop thread touches the selector). The loop
+  ``readable_seen`` so its receive goes straight to ``recv``. Otherwise it parks the
+  connection again (queue + one byte on the waker; only the loop thread touches the selector). The loop
   adopts the queue at the start of a pass *and* after draining the waker: a connection parked
   in between would otherwise have lost its wake byte, which an external loop never recovers.
 * **Reconnecting clients**: a worker whose connection just ended, while it is the only busy
