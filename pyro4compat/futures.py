@@ -12,14 +12,19 @@ single lock:
 
 * ``_queue``: ready tasks (zero-argument callables), first in first out;
 * ``_timers``: a heap of tasks due later (``Future.delay``), each behind a ``_TimerHandle``;
-* counters: ``_workers`` alive, ``_idle`` waiting for work, ``_blocked`` parked in a managed
-  wait, ``_taken`` tasks dequeued so far (the monitor's progress meter).
+* counters: ``_workers`` alive, ``_idle`` waiting for work, ``_waking`` of those already
+  woken for a task but not yet running, ``_blocked`` parked in a managed wait, ``_taken``
+  tasks dequeued so far (the monitor's progress meter).
 
 Rules:
 
 1. Submitting wakes an idle worker, the one idle the shortest time (each waits on its own
    condition, the newest on top of ``_sleepers``): a trickle of work keeps meeting one warm
-   thread while the others time out. If there are more queued tasks than idle workers, it
+   thread while the others time out. One wake-up at a time: while a woken worker has not
+   started yet, a new task only joins the queue, and a worker that takes a task with more
+   still queued wakes the next one. A burst of short tasks (a stream of oneway calls) is
+   then drained by one or two threads instead of waking a thread per task, and a slow task
+   still holds up the ones behind it for no longer than that next wake-up. If there are more queued tasks than idle workers, it
    starts a worker, as long as fewer than ``soft_limit`` workers are *runnable* (alive and
    not blocked). A worker idle for ``idle_timeout`` exits, so a process that made one call
    soon has no extra threads again.
@@ -117,6 +122,7 @@ class _Executor:
         self._live_timers = 0
         self._timer_seq = itertools.count()
         self._workers = self._idle = self._blocked = self._taken = 0
+        self._waking = 0  # idle workers notified of work that have not taken it yet
         self._monitor_alive = False
 
     # ---- public to the package -------------------------------------------------------------
@@ -150,7 +156,8 @@ class _Executor:
     def stats(self) -> dict[str, int]:
         """A snapshot of the counters, for tests and debugging."""
         with self._lock:
-            return {"workers": self._workers, "idle": self._idle, "blocked": self._blocked,
+            return {"workers": self._workers, "idle": self._idle, "waking": self._waking,
+                    "blocked": self._blocked,
                     "queued": len(self._queue), "timers": self._live_timers,
                     "monitor": int(self._monitor_alive)}
 
@@ -164,10 +171,16 @@ class _Executor:
 
     def _enqueue(self, task: Task) -> None:
         self._queue.append(task)
-        if self._sleepers:
-            self._sleepers.pop().notify()  # the worker idle the shortest time: still warm
+        if not self._waking:
+            self._wake_one()
         if len(self._queue) > self._idle and not self._spawn_if_starved():
             self._wake_monitor()  # saturated: let the monitor watch for a stall
+
+    def _wake_one(self) -> None:
+        """Wake the worker idle the shortest time (still warm), if any is idle."""
+        if self._sleepers:
+            self._sleepers.pop().notify()
+            self._waking += 1
 
     def _spawn_if_starved(self) -> bool:
         starved = len(self._queue) > self._idle
@@ -220,7 +233,10 @@ class _Executor:
             if self._queue:
                 self._taken += 1
                 task = self._queue.popleft()
-                if not self._queue and self._monitor_alive:
+                if self._queue:
+                    if not self._waking:
+                        self._wake_one()  # the next task gets its own worker (rule 1)
+                elif self._monitor_alive:
                     self._monitor_wake.notify()  # backlog gone: the monitor may retire now
                 return task
             if self._workers - self._blocked > self._soft:
@@ -232,8 +248,11 @@ class _Executor:
                 return None
             self._idle += 1
             self._sleepers.append(wakeup)
-            if not wakeup.wait(deadline - now) and wakeup in self._sleepers:
+            wakeup.wait(deadline - now)
+            if wakeup in self._sleepers:
                 self._sleepers.remove(wakeup)  # timed out, and nobody popped it meanwhile
+            else:
+                self._waking -= 1              # popped and notified: this worker is up now
             self._idle -= 1
 
     # ---- monitor thread ------------------------------------------------------------------

@@ -490,3 +490,45 @@ def test_submit_helper_runs_tasks_on_the_pool(pool: futures._Executor) -> None:
 def test_pool_rejects_inverted_limits() -> None:
     with pytest.raises(ValueError):
         futures._Executor(soft_limit=4, hard_limit=2)
+
+
+def _idle_workers(pool: futures._Executor, count: int) -> None:
+    """Start ``count`` workers at once, then let them all go idle."""
+    gate = threading.Event()
+    started = [threading.Event() for _ in range(count)]
+    for event in started:
+        pool.submit(gated(lambda: None, gate, event))
+    assert all(event.wait(WAIT) for event in started)
+    gate.set()
+    nudge = threading.Event()
+    for _ in range(int(WAIT * 1000)):    # the workers report idle within WAIT seconds
+        if pool.stats()["idle"] == count:
+            return
+        nudge.wait(0.001)
+    raise AssertionError("workers did not go idle: %r" % pool.stats())
+
+
+def test_a_burst_wakes_one_idle_worker_at_a_time() -> None:
+    pool = make_pool(idle_timeout=0.5)  # idle through the test, gone soon after
+    _idle_workers(pool, 3)
+    done = threading.Semaphore(0)
+    with pool._lock:    # the whole burst arrives before any woken worker can run
+        for _ in range(10):
+            pool._enqueue(done.release)
+        assert pool._waking == 1 and len(pool._sleepers) == 2
+    assert all(done.acquire(timeout=WAIT) for _ in range(10))
+    assert pool.wait_all_exited(WAIT)
+
+
+def test_slow_tasks_in_a_burst_still_run_side_by_side() -> None:
+    pool = make_pool(idle_timeout=0.5)  # idle through the test, gone soon after
+    _idle_workers(pool, 3)
+    gate = threading.Event()
+    started = [threading.Event() for _ in range(3)]
+    with pool._lock:
+        for event in started:
+            pool._enqueue(gated(lambda: None, gate, event))
+    assert all(event.wait(WAIT) for event in started)   # each woke the next as it took its task
+    assert pool.stats()["waking"] == 0
+    gate.set()
+    assert pool.wait_all_exited(WAIT)
