@@ -24,10 +24,10 @@ Rules:
    started yet, a new task only joins the queue, and a worker that takes a task with more
    still queued wakes the next one. A burst of short tasks (a stream of oneway calls) is
    then drained by one or two threads instead of waking a thread per task, and a slow task
-   still holds up the ones behind it for no longer than that next wake-up. If there are more queued tasks than idle workers, it
-   starts a worker, as long as fewer than ``soft_limit`` workers are *runnable* (alive and
-   not blocked). A worker idle for ``idle_timeout`` exits, so a process that made one call
-   soon has no extra threads again.
+   still holds up the ones behind it for no longer than that next wake-up. If there are
+   more queued tasks than idle workers, it starts a worker, as long as fewer than
+   ``soft_limit`` workers are *runnable* (alive and not blocked). A worker idle for
+   ``idle_timeout`` exits, so a process that made one call soon has no extra threads again.
 2. Managed blocking: a worker about to wait for a ``FutureResult`` that isn't ready (its
    ``wait()`` or ``value``) declares itself blocked first. It stops counting as runnable, so
    queued work gets a fresh worker. A callable that starts a future and waits for it (nested
@@ -45,8 +45,9 @@ Rules:
 
 What users can tell apart from Pyro4 (timing only, never values or texts): ``cancel()``
 during a delay resolves the result at once (Pyro4 noticed within 2 s); ``delay()`` on a call
-already pending restarts its countdown from now; under a stall the start of queued work may
-lag by ``stall_interval``. As in Pyro4, an exception handler that raises (or a callable that
+already pending restarts its countdown from now; in a burst, each task after the first may
+start one thread wake-up later (rule 1); under a stall the start of queued work may lag by
+``stall_interval``. As in Pyro4, an exception handler that raises (or a callable that
 raises a BaseException) goes to ``threading.excepthook`` and leaves the result unresolved.
 
 Who holds which lock: ``Future._state_lock`` guards the Future's start/delay/cancel
