@@ -523,6 +523,10 @@ class SocketConnection(object):
                     step()
                 except Exception:
                     pass
+        self._release_session()
+
+    def _release_session(self) -> None:
+        """Drop the session-scoped objects and close the tracked resources (also for ``keep_open``)."""
         self.pyroInstances.clear()
         if self.tracked_resources:
             for resource in list(self.tracked_resources):

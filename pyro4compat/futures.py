@@ -172,14 +172,13 @@ class _Executor:
 
     def _enqueue(self, task: Task) -> None:
         self._queue.append(task)
-        if not self._waking:
-            self._wake_one()
+        self._wake_one()
         if len(self._queue) > self._idle and not self._spawn_if_starved():
             self._wake_monitor()  # saturated: let the monitor watch for a stall
 
     def _wake_one(self) -> None:
-        """Wake the worker idle the shortest time (still warm), if any is idle."""
-        if self._sleepers:
+        """Wake the worker idle the shortest time (still warm), unless one is waking already (rule 1)."""
+        if self._sleepers and not self._waking:
             self._sleepers.pop().notify()
             self._waking += 1
 
@@ -235,8 +234,7 @@ class _Executor:
                 self._taken += 1
                 task = self._queue.popleft()
                 if self._queue:
-                    if not self._waking:
-                        self._wake_one()  # the next task gets its own worker (rule 1)
+                    self._wake_one()  # the next task gets its own worker
                 elif self._monitor_alive:
                     self._monitor_wake.notify()  # backlog gone: the monitor may retire now
                 return task

@@ -136,13 +136,7 @@ class SocketServer_ExistingConnection(object):
         if not self._ended:
             self._ended = True
             _client_disconnect(log, self.daemon, conn)
-            conn.pyroInstances.clear()
-            for resource in list(conn.tracked_resources):
-                try:
-                    resource.close()
-                except Exception:
-                    pass
-            conn.tracked_resources.clear()
+            conn._release_session()
         self.shutdown()
 
     def _wait_readable(self, sock: Any) -> bool:
