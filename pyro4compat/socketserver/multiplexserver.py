@@ -279,8 +279,12 @@ class SocketServer_Multiplex(_LoopGuard):
                 return
             if isinstance(frame, _frames.Oversized):
                 self._oversized(client, frame.header)
-            else:
-                self._dispatch(client, frame)  # type: ignore[arg-type]
+                continue
+            hmac_key = self.daemon._pyroHmacKey
+            problem = frame_problem(frame, client.connected, hmac_key)  # type: ignore[arg-type]
+            msg = message_from_frame(frame, hmac_key)  # type: ignore[arg-type]
+            del frame  # msg alone holds the payload now, and the request drops it once decoded
+            self._dispatch(client, msg, problem)
 
     def _receive(self, client: _Client) -> Optional[_protocol.BytesLike]:
         """What the socket has now, without waiting; b"" at EOF, None when TLS needs more bytes.
@@ -327,11 +331,8 @@ class SocketServer_Multiplex(_LoopGuard):
         client.tls_pending = False
         return True
 
-    def _dispatch(self, client: _Client, frame: _frames.Frame) -> None:
+    def _dispatch(self, client: _Client, msg: Message, problem: Optional[Exception]) -> None:
         """One complete message: the handshake or a request, with blocking sends for the reply."""
-        hmac_key = self.daemon._pyroHmacKey
-        problem = frame_problem(frame, client.connected, hmac_key)
-        msg = message_from_frame(frame, hmac_key)
         if problem is not None:
             problem.pyroMsg = msg  # type: ignore[attr-defined]
             self._reject(client, problem)
