@@ -58,7 +58,6 @@ log = logging.getLogger("Pyro4.multiplexserver")
 
 _RECV_BUFFER = 1 << 20        # one reusable receive buffer per server
 _GATHER_RECV_MAX = 16 << 20   # most one recv asks for while gathering a large payload (address space)
-_ACCEPT_BATCH = 64
 _REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
 _TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
 
@@ -168,23 +167,26 @@ class SocketServer_Multiplex(_LoopGuard):
             self._leave()
 
     def _run_once(self) -> None:
-        timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
-        poll = _poll_timeout()
         try:
             ready = self._spinner.spin(self._select_now, _busypoll.idle) if self._spinner is not None else None
             if not ready:
+                timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
+                poll = _poll_timeout()
                 ready = self.selector.select(timeout if poll is None else min(poll, timeout))
         except (OSError, ValueError):
             ready = []      # selector closed or interrupted: the loop condition decides
-        per_server: Dict[Any, List[Any]] = defaultdict(list)
-        for key, mask in ready:
-            if mask & selectors.EVENT_READ:
-                per_server[key.data].append(key.fileobj)
-        for server, fileobjs in per_server.items():
-            if server is self:
-                self._handle_ready(fileobjs)
-            else:
-                server.events(fileobjs)
+        if len(ready) == 1 and ready[0][0].data is self:
+            self._handle_ready((ready[0][0].fileobj,))   # the usual event: one of our own sockets
+        elif ready:
+            per_server: Dict[Any, List[Any]] = defaultdict(list)
+            for key, mask in ready:
+                if mask & selectors.EVENT_READ:
+                    per_server[key.data].append(key.fileobj)
+            for server, fileobjs in per_server.items():
+                if server is self:
+                    self._handle_ready(fileobjs)
+                else:
+                    server.events(fileobjs)
         self._maybe_housekeep()
 
     def _select_now(self) -> Any:
@@ -225,24 +227,30 @@ class SocketServer_Multiplex(_LoopGuard):
     # --- connections ----------------------------------------------------------------------------
 
     def _accept_ready(self) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                csock, caddr = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
+        """Accept one connection per readiness event.
+
+        The selector is level-triggered, so more waiting connections are reported again on the
+        next turn, after the requests that are ready now. A second ``accept`` here would nearly
+        always fail with EAGAIN, and that exception cost each new connection more than the extra
+        turn of the loop costs a burst.
+        """
+        try:
+            csock, caddr = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if self._closed:
                 return
-            except OSError as exc:
-                if self._closed:
-                    return
-                if exc.errno in socketutil.ERRNO_BADF or exc.errno in socketutil.ERRNO_ENOTSOCK:
-                    raise errors.ConnectionClosedError("server socket closed") from exc
-                log.warning("accept() failed '%s' with errno=%s, shouldn't happen", exc, exc.errno)
-                return
-            log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
-            try:
-                self._adopt(csock, caddr)
-            except (OSError, ValueError) as exc:
-                log.warning("cannot serve new connection %s: %s", caddr, exc)
-                csock.close()
+            if exc.errno in socketutil.ERRNO_BADF or exc.errno in socketutil.ERRNO_ENOTSOCK:
+                raise errors.ConnectionClosedError("server socket closed") from exc
+            log.warning("accept() failed '%s' with errno=%s, shouldn't happen", exc, exc.errno)
+            return
+        log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
+        try:
+            self._adopt(csock, caddr)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot serve new connection %s: %s", caddr, exc)
+            csock.close()
 
     def _adopt(self, csock: Any, caddr: Any) -> None:
         _prepare_accepted(csock)
@@ -250,6 +258,7 @@ class SocketServer_Multiplex(_LoopGuard):
             csock = self._tls.wrap_socket(csock, server_side=True, do_handshake_on_connect=False)
             csock.setblocking(False)
         conn = socketutil.SocketConnection(csock)
+        conn._remember_peer(caddr)
         self._clients[conn] = _Client(conn, caddr, self._tls is not None)
         self.selector.register(conn, selectors.EVENT_READ, self)
 
