@@ -382,6 +382,10 @@ class SocketConnection(object):
         self._peer = (sock, address)
         return address
 
+    def _remember_peer(self, address: Any) -> None:
+        """Take the address ``accept()`` returned, so ``peer_address`` needs no ``getpeername``."""
+        self._peer = (self.sock, address)
+
     def __init__(self, sock: Any, objectId: Optional[str] = None, keep_open: bool = False) -> None:
         self.sock = sock
         self.objectId = objectId

@@ -95,6 +95,7 @@ class ClientConnectionJob(object):
 
     def __init__(self, clientSocket: Any, clientAddr: Any, daemon: Any, server: "SocketServer_Threadpool") -> None:
         self.csock = socketutil.SocketConnection(clientSocket)
+        self.csock._remember_peer(clientAddr)
         self.csock.read_ahead = True   # header and small body in one recv; surplus is checked below
         self.csock.spin_gate = server._may_spin
         self.caddr = clientAddr

@@ -239,6 +239,18 @@ def test_peer_address_is_asked_once_per_socket() -> None:
     del conn.sock
 
 
+def test_peer_address_remembered_from_accept_needs_no_getpeername() -> None:
+    accepted = _FakeSocket(("127.0.0.1", 5000))
+    conn = SocketConnection.__new__(SocketConnection)
+    conn.sock = accepted
+    conn._remember_peer(("127.0.0.1", 5000))
+    assert dispatch._peer_address(conn) == ("127.0.0.1", 5000) and accepted.asked == 0
+    conn.sock = wrapped = _FakeSocket(("127.0.0.1", 5000))  # e.g. wrapped for TLS: asked afresh
+    assert dispatch._peer_address(conn) == ("127.0.0.1", 5000) and wrapped.asked == 1
+    conn.sock = None
+    del conn.sock
+
+
 def test_peer_address_of_a_connection_without_the_cache() -> None:
     class Bare:
         sock = _FakeSocket(("::1", 7, 0, 0))
