@@ -254,8 +254,8 @@ def createSocket(bind: Optional[Address] = None, connect: Optional[Address] = No
                 setter(sock)
         if timeout == 0:
             timeout = None
-        if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
-            sock.settimeout(timeout)
+        if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout != sock.gettimeout():
+            sock.settimeout(timeout)  # (a fresh socket already is in its default mode: no syscall)
         if bind:
             _bind_and_listen(sock, bind)
         if connect:
@@ -302,8 +302,8 @@ def createBroadcastSocket(bind: Optional[Tuple[Any, ...]] = None, reuseaddr: boo
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         if reuseaddr:
             setReuseAddr(sock)
-        if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
-            sock.settimeout(timeout)
+        if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout != sock.gettimeout():
+            sock.settimeout(timeout)  # (a fresh socket already is in its default mode: no syscall)
         if bind:
             _bind_broadcast(sock, bind)
     except BaseException:
