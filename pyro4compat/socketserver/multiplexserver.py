@@ -22,6 +22,10 @@ from an external loop) is the only thread that touches the selector and the clie
   or the timeout hits.
 * **TLS** handshakes run non-blocking in the loop (the listening socket stays plain); a failed
   one closes just that connection.
+* **Accepting**: one connection per readiness event of the listening socket; a burst of
+  connects is taken one per turn, between the requests that are ready.
+* **A request's payload** is referenced only by its ``Message`` while it is served, so the
+  daemon's drop after decoding frees a multi-megabyte payload before the call runs.
 * **Housekeeping** runs every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds, not per event.
 * ``combine_loop(server)`` registers another server's ``sockets`` in this selector with that
   server as key data; ready sockets are handed to its ``events()``. A combined multiplex server
