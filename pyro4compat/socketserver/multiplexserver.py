@@ -179,18 +179,15 @@ class SocketServer_Multiplex(_LoopGuard):
                 ready = self.selector.select(timeout if poll is None else min(poll, timeout))
         except (OSError, ValueError):
             ready = []      # selector closed or interrupted: the loop condition decides
-        if len(ready) == 1 and ready[0][0].data is self:
-            self._handle_ready((ready[0][0].fileobj,))   # the usual event: one of our own sockets
-        elif ready:
-            per_server: Dict[Any, List[Any]] = defaultdict(list)
-            for key, mask in ready:
-                if mask & selectors.EVENT_READ:
-                    per_server[key.data].append(key.fileobj)
-            for server, fileobjs in per_server.items():
-                if server is self:
-                    self._handle_ready(fileobjs)
-                else:
-                    server.events(fileobjs)
+        per_server: Dict[Any, List[Any]] = defaultdict(list)
+        for key, mask in ready:
+            if mask & selectors.EVENT_READ:
+                per_server[key.data].append(key.fileobj)
+        for server, fileobjs in per_server.items():
+            if server is self:
+                self._handle_ready(fileobjs)
+            else:
+                server.events(fileobjs)
         self._maybe_housekeep()
 
     def _select_now(self) -> Any:
