@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from typing import Any, Optional, Tuple
 
@@ -80,9 +81,22 @@ def _close_listener(sock: Any) -> None:
             pass
 
 
+# Linux's accept() never passes the listener's O_NONBLOCK on to the new socket, so there an
+# accepted socket is in the mode its ``gettimeout()`` reports. BSD and macOS do pass it on
+# (and Python's accept() only corrects that for a listener with a positive timeout).
+_ACCEPTED_MODE_KNOWN = sys.platform.startswith("linux")
+
+
 def _prepare_accepted(csock: socket.socket) -> None:
-    """Give an accepted socket the configured timeout (blocking when COMMTIMEOUT is 0)."""
-    csock.settimeout(config.COMMTIMEOUT or None)
+    """Give an accepted socket the configured timeout (blocking when COMMTIMEOUT is 0).
+
+    Where the socket is known to be in that mode already, nothing is called: a
+    ``settimeout`` is an ``ioctl`` per accepted connection.
+    """
+    timeout = config.COMMTIMEOUT or None
+    if _ACCEPTED_MODE_KNOWN and csock.gettimeout() == timeout:
+        return
+    csock.settimeout(timeout)
 
 
 def _housekeeping_interval() -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import marshal
 import struct
-import sys
 import uuid
 from typing import Any
 
@@ -255,3 +254,39 @@ def test_peer_address_of_a_connection_without_the_cache() -> None:
     class Bare:
         sock = _FakeSocket(("::1", 7, 0, 0))
     assert dispatch._peer_address(Bare()) == ("::1", 7, 0, 0)
+
+
+# --- accepted sockets: the configured timeout, with no syscall where it is already in place ---------
+
+class _TimeoutSocket:
+    """Records settimeout calls; gettimeout reports the mode the socket is in."""
+
+    def __init__(self, timeout: Any) -> None:
+        self.timeout = timeout
+        self.set_calls: list = []
+
+    def gettimeout(self) -> Any:
+        return self.timeout
+
+    def settimeout(self, value: Any) -> None:
+        self.set_calls.append(value)
+        self.timeout = value
+
+
+@pytest.mark.parametrize("commtimeout, fresh, linux, expected_calls", [
+    (0.0, None, True, []),          # Linux: accept() gave a blocking socket, as wanted
+    (0.0, None, False, [None]),     # BSD/macOS may have passed on the listener's O_NONBLOCK
+    (2.5, None, True, [2.5]),
+    (0.0, 3.0, True, [None]),       # socket.setdefaulttimeout() was in force
+    (2.5, 2.5, True, []),
+])
+def test_accepted_socket_gets_the_configured_timeout(monkeypatch: Any, commtimeout: float, fresh: Any,
+                                                     linux: bool, expected_calls: list) -> None:
+    from pyro4compat import socketserver
+    from pyro4compat.configuration import config
+    monkeypatch.setattr(socketserver, "_ACCEPTED_MODE_KNOWN", linux)
+    monkeypatch.setattr(config, "COMMTIMEOUT", commtimeout)
+    sock = _TimeoutSocket(fresh)
+    socketserver._prepare_accepted(sock)  # type: ignore[arg-type]
+    assert sock.set_calls == expected_calls
+    assert sock.gettimeout() == (commtimeout or None)
