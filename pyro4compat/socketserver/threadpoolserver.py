@@ -259,13 +259,14 @@ class SocketServer_Threadpool(_LoopGuard):
         self._inside = 0
         self._returning: Deque[ClientConnectionJob] = deque()
         self._next_sweep = 0.0
-        self._accept_spinner: Any = None   # (listener, its busy-poll spinner): see _take_over_accept
+        self._accept_spinner: Any = None   # the listener's busy-poll spinner: see _take_over_accept
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting thread pool socketserver")
         self.daemon = daemon
         self._listener, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
         self.sock = self._listener
+        self._accept_spinner = spinner_for(self._listener)
         try:
             self.pool = Pool(backlog=NEW_CONNECTION_BACKLOG)
             self._waker = _Waker()
@@ -443,9 +444,7 @@ class SocketServer_Threadpool(_LoopGuard):
         if listener is None or self._closed or not self._may_spin() or not self._linger():
             return None
         spinner = self._accept_spinner
-        if spinner is None or spinner[0] is not listener:
-            spinner = self._accept_spinner = (listener, spinner_for(listener))
-        if spinner[1] is None or not spinner[1].wait(self._may_spin):
+        if spinner is None or not spinner.wait(self._may_spin):
             return None
         try:
             csock, caddr = listener.accept()
