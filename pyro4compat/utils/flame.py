@@ -65,8 +65,9 @@ def fixExecSourceNewlines(source: str) -> str:
     return source.rstrip()
 
 
-def _exec_source(source: str, filename: str, namespace: Dict[str, Any]) -> None:
-    exec(compile(fixExecSourceNewlines(source), filename, "exec"), namespace)
+def exec_function(source: str, filename: str, global_map: Dict[str, Any]) -> None:
+    """Run ``source`` (as read from ``filename``) with ``global_map`` as its globals."""
+    exec(compile(fixExecSourceNewlines(source), filename, "exec"), global_map)
 
 
 # The namespace ``execute`` and ``evaluate`` share; it offers what Pyro4's module globals offered.
@@ -245,7 +246,7 @@ class Flame(object):
 
     def execute(self, code: str) -> None:
         """Execute statements on the server (in the namespace ``evaluate`` reads)."""
-        _exec_source(code, "<remote-code>", _shared_namespace)
+        exec_function(code, "<remote-code>", _shared_namespace)
 
     def evaluate(self, expression: str) -> Any:
         """Evaluate an expression on the server and return its value."""
@@ -312,7 +313,7 @@ def createModule(name: str, source: str, filename: str = "<dynamic-module>",
             sys.modules[dotted] = module
             setattr(parent, component, module)
         parent = module
-    _exec_source(source, filename, module.__dict__)
+    exec_function(source, filename, module.__dict__)
     if namespace is not None:
         namespace[components[0]] = sys.modules[components[0]]
     return module

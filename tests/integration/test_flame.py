@@ -292,6 +292,15 @@ def test_fix_exec_source_newlines_strips_trailing_whitespace():
     assert flame.fixExecSourceNewlines("x = 1\n  \n\t\n") == "x = 1"
 
 
+def test_exec_function_runs_source_in_the_given_globals():
+    namespace: dict = {}
+    flame.exec_function("if True:\r\n  total = 5 + 6\r\n   ", "<mine>", namespace)
+    assert namespace["total"] == 11
+    with pytest.raises(ZeroDivisionError) as caught:
+        flame.exec_function("1/0", "<mine>", {})
+    assert caught.traceback[-1].frame.code.raw.co_filename == "<mine>"
+
+
 # --- the flameserver tool --------------------------------------------------------------------------
 
 def test_flameserver_main_prints_pyro4s_lines_and_accepts_only_pickle(capsys):

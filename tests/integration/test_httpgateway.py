@@ -124,7 +124,7 @@ def world(serve) -> Iterator[World]:
 
 def call_app(path: str, method: str = "GET", query: str = "", body: bytes = b"",
              content_type: Optional[str] = None, headers: Optional[Dict[str, str]] = None,
-             content_length: Optional[str] = None) -> Response:
+             content_length: Any = None) -> Response:
     """One request straight into ``pyro_app``, through wsgiref's WSGI validator except for redirects
     (the validator wants a Content-Type on every response; Pyro4's 302 has none, and neither has ours)
     and for invalid Content-Length values (which the validator refuses before the app sees them)."""
@@ -279,6 +279,14 @@ def test_post_forms_become_string_kwargs(world, query, body, ctype, expected):
     response = call_app("/pyro/http.calc/kwargs", "POST", query, body, ctype)
     assert response.status == 200, response.body
     assert response.json() == expected
+
+
+@pytest.mark.timeout(30)
+def test_a_content_length_handed_over_as_an_int_is_read_as_pyro4_did(world):
+    response = call_app("/pyro/http.calc/kwargs", "POST", body=b"a=1&b=2",
+                        content_type="application/x-www-form-urlencoded", content_length=7)
+    assert response.status == 200, response.body
+    assert response.json() == {"a": "1", "b": "2"}
 
 
 @pytest.mark.timeout(30)
