@@ -290,8 +290,14 @@ class MarshalSerializer(SerializerBase):
         try:
             return marshal.dumps(value)
         except ValueError:
-            # something inside a container isn't marshal-able; convert all the way down
-            return marshal.dumps(self._convert_deep(value))
+            pass
+        # something inside a container isn't marshal-able: convert all the way down. A cycle or
+        # a nesting deeper than the interpreter allows gets marshal's own error, as in Pyro4.
+        try:
+            converted = self._convert_deep(value)
+        except RecursionError:
+            raise ValueError("object too deeply nested to marshal") from None
+        return marshal.dumps(converted)
 
     def _convert_deep(self, obj: Any) -> Any:
         kind = type(obj)

@@ -212,6 +212,31 @@ def test_marshal_sends_vargs_as_list_and_kwargs_none():
     assert marshal.loads(data) == ("obj", "__getattr__", ["name"], None)
 
 
+def _nested(depth: int) -> list:
+    value: list = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class _Thing:
+    """A plain class instance: marshal can't take it, so the serializer converts it to a dict."""
+
+
+def _cycle_with(item: object) -> list:
+    value = [42, item]
+    value.append(value)
+    return value
+
+
+@pytest.mark.parametrize("value", [_nested(20000), _cycle_with(_Thing()),
+                                   {"k": _cycle_with(UUID)}],
+                         ids=["too deep", "cycle around a class instance", "cycle under a dict"])
+def test_marshal_refuses_cycles_and_deep_nesting_with_marshals_value_error(value):
+    with pytest.raises(ValueError, match="too deeply nested to marshal"):
+        S.get_serializer("marshal").serializeData(value)
+
+
 # --- dict forms on the wire ----------------------------------------------------------------------------
 URI_DICT = {"__class__": "Pyro4.core.URI", "state": ["PYRO", "obj", None, "h", 5]}
 
