@@ -1,19 +1,25 @@
 """Serializer ids 4 (pickle), 5 (dill) and 7 (cloudpickle): the unsafe, any-object family.
 
 Wire names in a pickle stream. Real Pyro4 refers to its classes as globals such as
-``Pyro4.core URI``. Ours live in ``pyro4compat`` modules, and the picklers can't write a
-``Pyro4.core`` global without importing ``Pyro4.core``. So each of our Picklers has a
-``reducer_override`` that writes a registered wire class as
+``Pyro4.core URI``; ours live in ``pyro4compat`` modules, and a pickler only writes a global
+after importing its module and finding the very object there, which for ``Pyro4.core`` it can't
+(Pyro4 is not ours to import). So:
 
-    getattr(importlib.import_module("Pyro4.core"), "URI")
+* **pickle and dill write Pyro4's bytes.** Their Python-level pickler (``pickle._Pickler``, which
+  dill's Pickler already is) gets a ``save_global`` that writes a registered wire class's
+  global itself: the same GLOBAL or STACK_GLOBAL opcodes, memo entries and framing real Pyro4's
+  pickler writes. The C pickler stays the fast path: its ``reducer_override`` stops the stream
+  at the first wire class (:class:`_WireClassMet`), and only such a stream (an exception reply,
+  a URI, a proxy) is written again by the Python pickler. Both write the same bytes for
+  everything else.
+* **cloudpickle** has no Python-level pickler to hand the stream to, so it writes a wire class
+  as ``getattr(importlib.import_module("Pyro4.core"), "URI")``, which plain ``pickle.loads`` in a
+  real Pyro4 process resolves to its own class (the object's state follows as usual).
 
-which plain ``pickle.loads`` in a real Pyro4 process resolves to its own class; the object's state
-then follows as usual (``__getstate__``/``__setstate__`` or ``__dict__``). Our Unpicklers'
-``find_class`` maps both that form and real Pyro4's direct ``Pyro4.core URI`` globals back to our
-classes through :mod:`wirenames`, without importing Pyro4 or touching ``sys.modules``; any other
-module is found the normal way.
+Our Unpicklers' ``find_class`` maps both forms back to our classes through :mod:`wirenames`,
+without importing Pyro4 or touching ``sys.modules``; any other module is found the normal way.
 
-Type replacements (autoproxy) go in a ``dispatch_table`` of our Picklers, shared by the three
+Type replacements (autoproxy) go in a ``dispatch_table`` of our Picklers, shared by all of them
 (as Pyro4's global ``copyreg`` registration was), instead of the process-wide ``copyreg`` table.
 Protocol versions are read from the config on every call.
 """
@@ -23,8 +29,10 @@ from __future__ import annotations
 import collections
 import copyreg
 import importlib
+import importlib.util
 import io
 import pickle
+import sys
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Tuple
 
@@ -114,14 +122,50 @@ def _find_wire_class(module: str, name: str) -> Any:
     return cls
 
 
-def _make_pickler_class(parent: type) -> type:
+class _WireClassMet(Exception):
+    """The C pickler met a wire class: the stream is written again by the Python-level pickler."""
+
+
+def _stop_at_wire_class(obj: Any) -> Any:
+    if isinstance(obj, type) and wirenames.wire_name_for(obj) is not None:
+        raise _WireClassMet
+    return NotImplemented
+
+
+def _wire_global_name(obj: Any) -> Any:
+    """For the Python-level pickler: a wire class's name (pickle then calls save_global), else NotImplemented."""
+    if isinstance(obj, type):
+        wire_name = wirenames.wire_name_for(obj)
+        if wire_name is not None:
+            return wire_name
+    return NotImplemented
+
+
+def _save_wire_global(self: Any, obj: Any, name: Any = None) -> None:
+    """``save_global`` writing a wire class as Pyro4's pickler writes its own class."""
+    wire_name = wirenames.wire_name_for(obj) if isinstance(obj, type) else None
+    if wire_name is None:
+        return self._parent_save_global(obj, name)
+    module, name = (sys.intern(part) for part in wirenames.split_wire_name(wire_name))
+    if self.proto >= 4:
+        self.save(module)
+        self.save(name)
+        self.write(pickle.STACK_GLOBAL)
+    else:
+        encoding = "utf-8" if self.proto >= 3 else "ascii"
+        self.write(pickle.GLOBAL + module.encode(encoding) + b"\n" + name.encode(encoding) + b"\n")
+    self.memoize(obj)
+    return None
+
+
+def _make_pickler_class(parent: type, wire_reduce: Callable[[Any], Any]) -> type:
     parent_override = getattr(parent, "reducer_override", None)
     parent_table = getattr(parent, "dispatch_table", None)
     if not isinstance(parent_table, Mapping):  # the C Pickler exposes a slot descriptor here
         parent_table = copyreg.dispatch_table
 
     def reducer_override(self: Any, obj: Any) -> Any:
-        result = _wire_reduce(obj)
+        result = wire_reduce(obj)
         if result is NotImplemented and parent_override is not None:
             return parent_override(self, obj)
         return result
@@ -131,6 +175,9 @@ def _make_pickler_class(parent: type) -> type:
         "reducer_override": reducer_override,
         "dispatch_table": collections.ChainMap(_replacements, parent_table),
     }
+    if wire_reduce is _wire_global_name:
+        namespace["save_global"] = _save_wire_global
+        namespace["_parent_save_global"] = parent.save_global
     return type("_Wire" + parent.__name__, (parent,), namespace)
 
 
@@ -148,11 +195,11 @@ def _make_unpickler_class(parent: type) -> type:
     return type("_Wire" + parent.__name__, (parent,), namespace)
 
 
-_Pickler = _make_pickler_class(pickle.Pickler)
+_Pickler = _make_pickler_class(pickle.Pickler, _stop_at_wire_class)
 _Unpickler = _make_unpickler_class(pickle.Unpickler)
-_DillPickler = _make_pickler_class(dill.Pickler) if dill is not None else None
+_DillPickler = _make_pickler_class(dill.Pickler, _wire_global_name) if dill is not None else None
 _DillUnpickler = _make_unpickler_class(dill.Unpickler) if dill is not None else None
-_CloudPickler = _make_pickler_class(cloudpickle.CloudPickler) if cloudpickle is not None else None
+_CloudPickler = _make_pickler_class(cloudpickle.CloudPickler, _wire_reduce) if cloudpickle is not None else None
 
 
 class _Pieces(list):
@@ -163,9 +210,35 @@ class _Pieces(list):
     write = list.append
 
 
+_python_pickler: Any = None
+
+
+def _stock_python_pickler() -> type:
+    """``pickle._Pickler`` as the standard library defines it, from a private copy of ``pickle``.
+
+    Importing dill adds dill's reductions to ``pickle._Pickler.dispatch`` for the whole process,
+    and those would change the bytes; the copy's table is untouched. Its exception names are
+    rebound to ``_pickle``'s when it loads, as in ``pickle`` itself.
+    """
+    source = getattr(pickle, "__file__", None)
+    spec = importlib.util.spec_from_file_location("pyro4compat._stock_pickle", source) if source else None
+    if spec is None or spec.loader is None:
+        return pickle._Pickler  # type: ignore[attr-defined,no-any-return]
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._Pickler  # type: ignore[no-any-return]
+
+
 def _dump(pickler_class: Any, data: Any, protocol: int) -> bytes:
+    global _python_pickler
     pieces = _Pieces()
-    pickler_class(pieces, protocol).dump(data)
+    try:
+        pickler_class(pieces, protocol).dump(data)
+    except _WireClassMet:
+        if _python_pickler is None:
+            _python_pickler = _make_pickler_class(_stock_python_pickler(), _wire_global_name)
+        pieces = _Pieces()
+        _python_pickler(pieces, protocol).dump(data)
     return b"".join(pieces)
 
 

@@ -23,7 +23,7 @@ from pyro4compat._uri import URI
 pytestmark = pytest.mark.interop
 
 SERIALIZERS = ("serpent", "json", "marshal", "pickle", "dill", "cloudpickle", "msgpack")
-BYTE_IDENTICAL = ("serpent", "json", "msgpack")
+BYTE_IDENTICAL = ("serpent", "json", "msgpack", "pickle", "dill")
 
 CASES_SRC = r'''
 import datetime, decimal, uuid
@@ -221,3 +221,29 @@ def test_msgpack_call_ext_fix(exchange):
     items = row["our_rt"][1][1][2][1]
     assert [item[1] for item in items[:3]] == ["complex", "datetime", "date"]
     assert items[3] == ("int", 2 ** 80)
+
+
+PROTOCOLS_CHILD = r'''
+import Pyro4.util, Pyro4.core, Pyro4.errors, Pyro4.futures
+exec(INPUT["cases"])
+values = build_values(Pyro4.core.URI, Pyro4.errors, Pyro4.futures._ExceptionWrapper, Pyro4.util.JsonSerializer)
+result = []
+for protocol in (2, 3, 4):
+    Pyro4.config.PICKLE_PROTOCOL_VERSION = Pyro4.config.DILL_PROTOCOL_VERSION = protocol
+    for ser_name in ("pickle", "dill"):
+        for case in INPUT["cases_wanted"]:
+            result.append((protocol, ser_name, case, Pyro4.util.get_serializer(ser_name).dumps(values[case])))
+OUTPUT = result
+'''
+PROTOCOL_CASES = ["uri", "uri_unix", "uri_nested", "pyro_error", "builtin_error", "wrapper", "dict", "long_text"]
+
+
+def test_pickle_and_dill_are_pyro4s_bytes_at_older_protocols(pyro4, monkeypatch):
+    from pyro4compat.configuration import config
+    values = _namespace()["build_values"](URI, errors, _ExceptionWrapper, JsonSerializer)
+    child = pyro4(PROTOCOLS_CHILD, {"cases": CASES_SRC, "cases_wanted": PROTOCOL_CASES})
+    assert len(child) == 3 * 2 * len(PROTOCOL_CASES)
+    for protocol, ser_name, case, theirs in child:
+        monkeypatch.setattr(config, "PICKLE_PROTOCOL_VERSION", protocol)
+        monkeypatch.setattr(config, "DILL_PROTOCOL_VERSION", protocol)
+        assert _serializers[ser_name].dumps(values[case]) == theirs, (protocol, ser_name, case)
