@@ -155,9 +155,8 @@ def _content_type(environ: Dict[str, Any]) -> Tuple[str, str]:
 
 
 def _read_body(environ: Dict[str, Any]) -> bytes:
-    text = environ.get("CONTENT_LENGTH") or "0"
-    try:
-        length = int(text.strip() if isinstance(text, str) else text)  # a server may hand over an int
+    try:    # int() ignores surrounding blanks, and takes the int some servers hand over
+        length = int(environ.get("CONTENT_LENGTH") or 0)
     except (ValueError, TypeError):
         raise _BadRequest("400 Bad Request", "Error 400: Bad Request - invalid Content-Length") from None
     if length < 0:
