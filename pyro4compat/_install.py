@@ -20,8 +20,8 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-from types import ModuleType
-from typing import Optional, Sequence
+from types import CodeType, ModuleType
+from typing import Any, Optional, Sequence
 
 __all__ = ["install_as_pyro4"]
 
@@ -38,11 +38,17 @@ def _target_name(fullname: str) -> Optional[str]:
     return None
 
 
-class _AliasLoader(importlib.abc.Loader):
-    """Loads ``Pyro4.<rest>`` by importing ``pyro4compat.<rest>`` and returning that module."""
+class _AliasLoader(importlib.abc.InspectLoader):
+    """Loads ``Pyro4.<rest>`` by importing ``pyro4compat.<rest>`` and returning that module.
 
-    def __init__(self, target: str) -> None:
+    It also hands out the target's code, which is what ``runpy`` asks for: ``python -m
+    Pyro4.naming`` then runs ``pyro4compat/naming.py`` as ``__main__`` with ``__package__``
+    ``"Pyro4"``, whose relative imports come back through the alias to the same modules.
+    """
+
+    def __init__(self, target: str, target_spec: importlib.machinery.ModuleSpec) -> None:
         self.target = target
+        self.target_spec = target_spec
         self.own_spec: Optional[importlib.machinery.ModuleSpec] = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
@@ -53,6 +59,24 @@ class _AliasLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         # Already executed under its own name; only undo the import system's __spec__ overwrite.
         module.__spec__ = self.own_spec
+
+    def is_package(self, fullname: str) -> bool:
+        return self.target_spec.submodule_search_locations is not None
+
+    def get_code(self, fullname: str) -> Optional[CodeType]:
+        return self._target_loader().get_code(self.target)
+
+    def get_source(self, fullname: str) -> Optional[str]:
+        return self._target_loader().get_source(self.target)
+
+    def get_filename(self, fullname: str) -> str:
+        return self._target_loader().get_filename(self.target)
+
+    def _target_loader(self) -> Any:
+        loader = self.target_spec.loader
+        if not hasattr(loader, "get_code"):
+            raise ImportError("%s has no code to run through the Pyro4 alias" % self.target, name=self.target)
+        return loader
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
@@ -67,7 +91,10 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         if target_spec is None:
             return None  # the usual ModuleNotFoundError, naming the Pyro4 module asked for
         is_package = target_spec.submodule_search_locations is not None
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(target_name), is_package=is_package)
+        spec = importlib.machinery.ModuleSpec(fullname, _AliasLoader(target_name, target_spec),
+                                              origin=target_spec.origin, is_package=is_package)
+        spec.has_location = target_spec.has_location  # runpy's __file__ for `python -m Pyro4.x`
+        return spec
 
 
 def _foreign_pyro4_modules() -> list:

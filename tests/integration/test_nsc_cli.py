@@ -39,10 +39,13 @@ def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 class NameServerProcess:
     """A name server child process and the lines it printed before serving."""
 
-    def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "pyro4compat.naming"] + args, cwd=str(ROOT),
-                                     env=tool_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+    def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None,
+                 command: Optional[List[str]] = None, cwd: Path = ROOT) -> None:
+        """``command`` (an interpreter and ``-m`` module) and ``env`` replace the defaults when given."""
+        if command is None:
+            command, env = [sys.executable, "-m", "pyro4compat.naming"], tool_env(env)
+        self.proc = subprocess.Popen(command + args, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: List[str] = []
         self.stderr: Optional[str] = None
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -15,13 +13,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory) -> set:
-    # Built as pip builds it for `pip install .` (isolated build with setuptools from the index).
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-                   check=True, capture_output=True, timeout=110)
-    (wheel,) = out.glob("pyro4compat-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+def wheel_names(pyro4compat_wheel) -> set:
+    with zipfile.ZipFile(pyro4compat_wheel) as archive:
         return set(archive.namelist())
 
 

@@ -192,3 +192,22 @@ def test_installs_when_pyro4_modules_in_sys_modules_are_already_ours(tmp_path: P
         print("ok")
     """, tmp_path)
     assert out == "ok\n"
+
+
+def test_runpy_can_run_aliased_modules(tmp_path: Path) -> None:
+    # `python -m Pyro4.x` asks the alias loader for code; the code is pyro4compat's own file.
+    out = run_child("""
+        import runpy
+        install_as_pyro4()
+        spec = importlib.util.find_spec("Pyro4.nsc")
+        code = spec.loader.get_code("Pyro4.nsc")
+        assert code.co_filename == sys.modules["pyro4compat"].__path__[0] + "/nsc.py", code.co_filename
+        assert spec.origin == code.co_filename and spec.has_location
+        assert not spec.loader.is_package("Pyro4.nsc") and spec.loader.get_source("Pyro4.nsc")
+        assert importlib.util.find_spec("Pyro4.utils").loader.is_package("Pyro4.utils")
+        namespace = runpy.run_module("Pyro4.nsc", run_name="not_main")
+        assert namespace["__package__"] == "Pyro4" and namespace["__file__"] == code.co_filename
+        assert namespace["errors"] is sys.modules["pyro4compat.errors"]  # relative imports: one module
+        print("ok")
+    """, tmp_path)
+    assert out == "ok\n"
