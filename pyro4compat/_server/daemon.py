@@ -174,6 +174,8 @@ class Daemon:
         try:
             self.transportServer.loop(loopCondition=lambda: not self.__mustshutdown.is_set() and loopCondition())
         finally:
+            if self.__mustshutdown.is_set():
+                self.close()    # after a shutdown() whose grace this loop served
             self.__loopstopped.set()
         log.debug("daemon exits requestloop")
 
@@ -182,14 +184,24 @@ class Daemon:
         return self.transportServer.events(eventsockets)
 
     def shutdown(self) -> None:
-        """Stop the request loop and close the daemon; safe from any thread, also from a remote call."""
+        """Stop the request loop and close the daemon; safe from any thread, also from a remote call.
+
+        New connections are refused at once. A running ``requestLoop`` still answers the
+        connections that are open for up to ``config.SHUTDOWN_GRACE`` seconds, then closes them
+        and returns. Called from another thread, this waits for that; called from a request
+        this daemon is serving, it returns at once and the loop closes the daemon on its way out.
+        """
         log.debug("daemon shutting down")
         self._streams.clear()
         self.__mustshutdown.set()
-        if self.transportServer:
-            self.transportServer.shutdown()
-        self.close()
+        transport = self.transportServer
+        draining = bool(transport.shutdown()) if transport else False
         in_loop_thread = getattr(self, "_loop_thread", None) is threading.current_thread()
+        if draining:
+            if in_loop_thread or transport.serving_here():
+                return      # our own reply must go out first; requestLoop closes the daemon
+            self.__loopstopped.wait(timeout=transport.grace + 5)
+        self.close()
         if not in_loop_thread:
             self.__loopstopped.wait(timeout=5)
 

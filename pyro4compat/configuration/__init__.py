@@ -1,5 +1,9 @@
 """Pyro4's configuration: 45 items, their defaults, and ``PYRO_<ITEM>`` environment overrides.
 
+After Pyro4's items come pyro4compat's own (:data:`OWN_ITEMS`), set the same ways. A bad
+``PYRO_<ITEM>`` value for one of ours is kept as the text it was, so ``import`` never fails on
+it: the code that uses the item refuses it then, naming the item.
+
 ``config`` is the process-wide instance users change (``Pyro4.config.SERIALIZER = "json"``).
 Library code only reads it, at the moments Pyro4 reads it, and never writes to it.
 
@@ -85,7 +89,10 @@ _DEFAULTS: Dict[str, Any] = {
     "SSL_CLIENTKEY": "",
     "SSL_CLIENTKEYPASSWD": "",
     "SSL_CACERTS": "",
+    # pyro4compat's own items
+    "SHUTDOWN_GRACE": 1.0,
 }
+OWN_ITEMS = ("SHUTDOWN_GRACE",)
 
 
 def _from_env(item: str, default: Any, text: str) -> Any:
@@ -116,7 +123,7 @@ class Configuration:
                  "MAX_RETRIES", "DILL_PROTOCOL_VERSION", "ITER_STREAMING", "ITER_STREAM_LIFETIME",
                  "ITER_STREAM_LINGER", "SSL", "SSL_REQUIRECLIENTCERT", "SSL_CACERTS",
                  "SSL_SERVERCERT", "SSL_SERVERKEY", "SSL_SERVERKEYPASSWD",
-                 "SSL_CLIENTCERT", "SSL_CLIENTKEY", "SSL_CLIENTKEYPASSWD")
+                 "SSL_CLIENTCERT", "SSL_CLIENTKEY", "SSL_CLIENTKEYPASSWD") + OWN_ITEMS
 
     def __init__(self) -> None:
         self.reset()
@@ -130,8 +137,16 @@ class Configuration:
             for item in self.__slots__:
                 text = os.environ.get(ENV_PREFIX + item)
                 if text is not None:
-                    setattr(self, item, _from_env(item, getattr(self, item), text))
+                    setattr(self, item, self._env_value(item, text))
         self.SERIALIZERS_ACCEPTED = set(self.SERIALIZERS_ACCEPTED.split(","))
+
+    def _env_value(self, item: str, text: str) -> Any:
+        try:
+            return _from_env(item, getattr(self, item), text)
+        except ValueError:
+            if item in OWN_ITEMS:
+                return text     # refused where it is used, never at import
+            raise
 
     def asDict(self) -> Dict[str, Any]:
         """The current settings as a plain dict."""

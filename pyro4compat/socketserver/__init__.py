@@ -13,7 +13,8 @@ import os
 import socket
 import sys
 import threading
-from typing import Any, Optional, Tuple
+import time
+from typing import Any, Callable, Optional, Tuple
 
 from .. import errors, socketutil
 from .._tracebacks import formatTraceback
@@ -155,13 +156,23 @@ _REQUEST_ERROR_LOG = (
 class _LoopGuard(object):
     """Counts the threads inside ``loop()``/``events()``: after ``close()`` the last one out tears down.
 
-    Subclasses set ``_lock``, ``_closed`` and ``_inside`` in ``__init__`` and provide
-    ``_usable()`` and ``_teardown()``.
+    It also owns the shutdown grace. ``shutdown()`` refuses new connections at once; a running
+    ``loop()`` then goes on serving the connections that are open (a client that unregisters
+    from a name server while it shuts down still gets its answer) until none is left or
+    ``grace`` seconds have passed, and closes the server as it returns. Without a ``loop()``
+    running (an external event loop calling ``events()``), or with no grace, it closes now.
+
+    Subclasses set ``_lock``, ``_closed``, ``_inside``, ``_looping``, ``_drain_until`` and
+    ``grace`` in ``__init__``/``init`` and provide ``_usable()``, ``_teardown()``,
+    ``_stop_accepting()``, ``_open_connections()`` and ``wakeup()``.
     """
 
     _lock: threading.Lock
     _closed: bool
     _inside: int
+    _looping: int
+    _drain_until: Optional[float]
+    grace: float
     shutting_down: bool
 
     def _usable(self) -> bool:
@@ -170,26 +181,81 @@ class _LoopGuard(object):
     def _teardown(self) -> None:
         raise NotImplementedError
 
-    def _enter(self) -> bool:
+    def _stop_accepting(self) -> None:
+        raise NotImplementedError
+
+    def _open_connections(self) -> int:
+        raise NotImplementedError
+
+    def wakeup(self) -> None:
+        raise NotImplementedError
+
+    def serving_here(self) -> bool:
+        """Is the calling thread one that serves this server's requests outside the loop thread?"""
+        return False
+
+    def _enter(self, looping: bool = False) -> bool:
         with self._lock:
             if self._closed or not self._usable():
                 return False
             self._inside += 1
+            self._looping += looping
             return True
 
-    def _leave(self) -> None:
+    def _leave(self, looping: bool = False) -> None:
         with self._lock:
             self._inside -= 1
+            self._looping -= looping
             teardown = self._closed and self._inside == 0
         if teardown:
             self._teardown()
 
-    def shutdown(self) -> None:
+    def _keep_looping(self, loopCondition: Callable[[], bool]) -> bool:
+        """``loop()``'s test before each turn: the caller's condition, or a grace still running."""
+        if self._closed:
+            return False
+        until = self._drain_until
+        if until is None:
+            return not self.shutting_down and loopCondition()
+        return self._open_connections() > 0 and time.monotonic() < until
+
+    def _turn_timeout(self, timeout: Optional[float]) -> Optional[float]:
+        """A turn's wait, cut short so a grace that runs out is noticed on time."""
+        until = self._drain_until
+        if until is None:
+            return timeout
+        left = max(until - time.monotonic(), 0.0)
+        return left if timeout is None else min(timeout, left)
+
+    def shutdown(self) -> bool:
+        """Refuse new connections now; True if a running loop serves the open ones for the grace first."""
         self.shutting_down = True
-        self.close()
+        with self._lock:
+            drain = self._looping > 0 and not self._closed and self.grace > 0 and self._drain_until is None
+            if drain:
+                self._drain_until = time.monotonic() + self.grace
+        if not drain:
+            self.close()
+            return False
+        self._stop_accepting()
+        self.wakeup()
+        return True
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def _shutdown_grace() -> float:
+    """``config.SHUTDOWN_GRACE`` in seconds, read when a server starts; a bad value is refused here."""
+    value = config.SHUTDOWN_GRACE
+    try:
+        grace = float(value)
+    except (TypeError, ValueError):
+        grace = -1.0
+    if not grace >= 0.0:    # also refuses NaN
+        raise ValueError("config.SHUTDOWN_GRACE (PYRO_SHUTDOWN_GRACE) must be a number of seconds >= 0, "
+                         "not %r" % (value,))
+    return grace
 
 
 def _log_request_error(log: logging.Logger, exc: BaseException, client: Any) -> None:

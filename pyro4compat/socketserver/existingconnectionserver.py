@@ -95,9 +95,11 @@ class SocketServer_ExistingConnection(object):
     def events(self, eventsockets: Any) -> None:
         raise errors.PyroError("cannot combine events when using user-supplied connected socket")
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> bool:
+        """Stop now: the one connection is the user's, there is nothing to drain."""
         self.shutting_down = True
         self.close()
+        return False
 
     def close(self) -> None:
         """Stop serving; the socket itself stays open (it is the user's)."""

@@ -30,9 +30,11 @@ from an external loop) is the only thread that touches the selector and the clie
 * ``combine_loop(server)`` registers another server's ``sockets`` in this selector with that
   server as key data; ready sockets are handed to its ``events()``. A combined multiplex server
   keeps registering its new connections in the selector it was given.
-* **Shutdown** from any thread, or from inside a call: the listening socket closes at once; the
-  connections and the selector are released by the last thread leaving ``loop``/``events``
-  (after the current reply has been sent), or right away when none is inside.
+* **Shutdown** from any thread, or from inside a call: the listening socket closes at once.
+  While ``loop`` runs, the open connections are served on until none is left or the grace
+  ends (see ``_LoopGuard``); then, or at once on ``close()``, the connections and the selector
+  are released by the last thread leaving ``loop``/``events`` (after the current reply has
+  been sent), or right away when none is inside.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from .. import _busypoll, _frames, _large_buffers, _protocol, errors, socketutil
 from ..configuration import config
 from ..message import Message
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
-               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
+               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _shutdown_grace, _Waker)
 
 try:
     import ssl
@@ -130,6 +132,9 @@ class SocketServer_Multiplex(_LoopGuard):
         self._closed = False
         self._torn_down = False
         self._inside = 0
+        self._looping = 0
+        self._drain_until: Optional[float] = None
+        self.grace = 0.0
         self._next_housekeeping = 0.0
         self._spinner = _busypoll.Spinner() if _busypoll.enabled() else None
 
@@ -137,6 +142,7 @@ class SocketServer_Multiplex(_LoopGuard):
         log.info("starting multiplexed socketserver")
         log.debug("selector implementation: %s.%s", type(self.selector).__module__, type(self.selector).__name__)
         self.daemon = daemon
+        self.grace = _shutdown_grace()
         self._listener, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
         self.sock = self._listener
         self._waker = _Waker()
@@ -158,17 +164,19 @@ class SocketServer_Multiplex(_LoopGuard):
 
     def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
         log.debug("entering multiplexed requestloop")
-        if not self._enter():
+        if not self._enter(looping=True):
             return
         try:
-            while not self._closed and loopCondition():
+            while self._keep_looping(loopCondition):
                 try:
                     self._run_once()
                 except KeyboardInterrupt:
                     log.debug("stopping on break signal")
                     break
         finally:
-            self._leave()
+            if self._drain_until is not None:
+                self.close()        # the grace is over (or no connection is left)
+            self._leave(looping=True)
 
     def _run_once(self) -> None:
         try:
@@ -176,7 +184,7 @@ class SocketServer_Multiplex(_LoopGuard):
             if not ready:
                 timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
                 poll = _poll_timeout()
-                ready = self.selector.select(timeout if poll is None else min(poll, timeout))
+                ready = self.selector.select(self._turn_timeout(timeout if poll is None else min(poll, timeout)))
         except (OSError, ValueError):
             ready = []      # selector closed or interrupted: the loop condition decides
         per_server: Dict[Any, List[Any]] = defaultdict(list)
@@ -205,7 +213,7 @@ class SocketServer_Multiplex(_LoopGuard):
 
     def _handle_ready(self, eventsockets: Any) -> None:
         for fileobj in eventsockets:
-            if self.shutting_down or self._closed:
+            if self._closed:
                 return
             if fileobj is self._listener:
                 self._accept_ready()
@@ -235,13 +243,16 @@ class SocketServer_Multiplex(_LoopGuard):
         always fail with EAGAIN, and that exception cost each new connection more than the extra
         turn of the loop costs a burst.
         """
+        listener = self._listener
+        if listener is None:
+            return      # closed by shutdown() meanwhile
         try:
-            csock, caddr = self._listener.accept()
+            csock, caddr = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            if self._closed:
-                return
+            if self._closed or self._listener is None:
+                return      # closed by shutdown() meanwhile
             if exc.errno in socketutil.ERRNO_BADF or exc.errno in socketutil.ERRNO_ENOTSOCK:
                 raise errors.ConnectionClosedError("server socket closed") from exc
             log.warning("accept() failed '%s' with errno=%s, shouldn't happen", exc, exc.errno)
@@ -418,18 +429,26 @@ class SocketServer_Multiplex(_LoopGuard):
     # --- lifecycle ------------------------------------------------------------------------------
 
     def _usable(self) -> bool:
-        return self._listener is not None
+        return self._listener is not None or self._drain_until is not None
+
+    def _open_connections(self) -> int:
+        return len(self._clients)
+
+    def _stop_accepting(self) -> None:
+        """Unwatch and close the listening socket: the port (or socket file) frees now."""
+        listener, self._listener, self.sock = self._listener, None, None
+        if listener is not None:
+            self._unwatch(listener)
+            _close_listener(listener)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             now = self._inside == 0
+        self._stop_accepting()
         if now:
             self._teardown()
-        else:       # the thread inside releases the rest; the port (or socket file) frees now
-            if self._listener is not None:
-                _close_listener(self._listener)
-            self.sock = None
+        else:       # the thread inside releases the rest
             self.wakeup()
 
     def _unwatch(self, fileobj: Any) -> None:
@@ -446,10 +465,6 @@ class SocketServer_Multiplex(_LoopGuard):
             self._torn_down = True
         for client in list(self._clients.values()):
             self._drop(client, None)
-        listener, self._listener, self.sock = self._listener, None, None
-        if listener is not None:
-            self._unwatch(listener)
-            _close_listener(listener)
         if self._waker is not None:
             self._unwatch(self._waker.reader)
             self._waker.close()

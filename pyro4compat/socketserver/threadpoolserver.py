@@ -44,13 +44,17 @@ exhaust the server. Here a connection only holds a worker while it has work:
 * **Timeouts**: with ``COMMTIMEOUT`` set, a connection parked longer than that is closed, as a
   Pyro4 worker blocked in ``recv`` would time out. **Housekeeping** runs on the
   :class:`Housekeeper` thread every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds.
-* **Shutdown** may come from any thread, including a worker running a remote call. ``close()``
-  closes the listening socket at once; the rest (parked connections, selector, pool,
-  housekeeper) is torn down by the last thread leaving ``loop``/``events``, or right away when
-  none is inside. A busy worker finishes its request (its reply is still sent), then finds the
-  server closed and closes its connection. No thread ever joins itself.
+* **Shutdown** may come from any thread, including a worker running a remote call.
+  ``shutdown()`` closes the listening socket at once; while ``loop`` runs, open connections
+  are served on for the grace (see ``_LoopGuard``): ``_open`` counts accepted connections
+  until their ``_finish``, and the last one to finish wakes the loop. ``close()`` (directly,
+  or when the grace ends) tears the rest down (parked connections, selector, pool,
+  housekeeper) by the last thread leaving ``loop``/``events``, or right away when none is
+  inside. A busy worker finishes its request (its reply is still sent), then finds the server
+  closed and closes its connection. No thread ever joins itself.
 
-Locks: ``_lock`` guards ``_closed``, ``_inside`` and the queue of connections being parked;
+Locks: ``_lock`` guards ``_closed``, ``_inside``, ``_looping``, ``_open``, ``_drain_until`` and the
+queue of connections being parked;
 ``_client_disconnect_lock`` serializes ``daemon._clientDisconnect`` calls, as in Pyro4.
 """
 
@@ -69,7 +73,7 @@ from .. import _frames, errors, socketutil
 from .._busypoll import begin_work, end_work, quiet, spinner_for
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
-               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _Waker)
+               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _shutdown_grace, _Waker)
 from .threadpool import NoFreeWorkersError, Pool, PoolError
 
 __all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper"]
@@ -102,6 +106,7 @@ class ClientConnectionJob(object):
         self.daemon = daemon
         self.server = server
         self.connected = False      # handshake completed (only then does _clientDisconnect apply)
+        self.ended = False          # _finish ran: the server counts this connection as open until then
         self.parked_at = time.monotonic()
         self._poller: Any = None
 
@@ -181,7 +186,7 @@ class ClientConnectionJob(object):
                 return True
         except Exception as exc:
             _log_handshake_error(log, exc)
-        self.csock.close()
+        self._finish()
         return False
 
     def denyConnection(self, reason: str) -> None:
@@ -194,7 +199,7 @@ class ClientConnectionJob(object):
                 self.daemon._handshake(_ReplayConnection(self.csock, received), denied_reason=reason)
         except Exception as exc:
             log.debug("could not send the refusal: %s", exc)
-        self.csock.close()
+        self._finish()
 
     def _receive_available(self) -> bytes:
         """The client's first message if it has completely arrived already, else b""."""
@@ -219,6 +224,9 @@ class ClientConnectionJob(object):
                 _client_disconnect(log, self.daemon, self.csock)
         self._poller = None
         self.csock.close()
+        if not self.ended:
+            self.ended = True
+            self.server._connection_ended()
 
 
 class Housekeeper(threading.Thread):
@@ -257,6 +265,10 @@ class SocketServer_Threadpool(_LoopGuard):
         self._closed = False
         self._torn_down = False
         self._inside = 0
+        self._looping = 0
+        self._drain_until: Optional[float] = None
+        self._open = 0          # connections accepted and not yet finished (guarded by _lock)
+        self.grace = 0.0
         self._returning: Deque[ClientConnectionJob] = deque()
         self._next_sweep = 0.0
         self._accept_spinner: Any = None   # the listener's busy-poll spinner: see _take_over_accept
@@ -264,6 +276,7 @@ class SocketServer_Threadpool(_LoopGuard):
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting thread pool socketserver")
         self.daemon = daemon
+        self.grace = _shutdown_grace()
         self._listener, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
         self.sock = self._listener
         self._accept_spinner = spinner_for(self._listener)
@@ -294,12 +307,12 @@ class SocketServer_Threadpool(_LoopGuard):
 
     def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
         log.debug("threadpool server requestloop")
-        if not self._enter():
+        if not self._enter(looping=True):
             return
         try:
-            while not self.shutting_down and not self._closed and loopCondition():
+            while self._keep_looping(loopCondition):
                 try:
-                    self._run_once(_poll_timeout())
+                    self._run_once(self._turn_timeout(_poll_timeout()))
                 except OSError as exc:
                     if self._closed or not loopCondition():
                         break       # our sockets went away during shutdown
@@ -308,7 +321,9 @@ class SocketServer_Threadpool(_LoopGuard):
                     log.debug("stopping on break signal")
                     break
         finally:
-            self._leave()
+            if self._drain_until is not None:
+                self.close()        # the grace is over (or no connection is left)
+            self._leave(looping=True)
 
     def events(self, eventsockets: Any) -> None:
         """One non-blocking pass over every ready socket of this server (for external event loops)."""
@@ -348,8 +363,8 @@ class SocketServer_Threadpool(_LoopGuard):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if self._closed:
-                    return
+                if self._closed or self._listener is None:
+                    return      # closed by shutdown() meanwhile
                 if exc.errno in socketutil.ERRNO_BADF or exc.errno in socketutil.ERRNO_ENOTSOCK:
                     raise errors.ConnectionClosedError("server socket closed") from exc
                 if exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
@@ -370,7 +385,24 @@ class SocketServer_Threadpool(_LoopGuard):
             return None
         log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
         _prepare_accepted(csock)
+        with self._lock:
+            self._open += 1
         return ClientConnectionJob(csock, caddr, self.daemon, self)
+
+    def _connection_ended(self) -> None:
+        with self._lock:
+            self._open -= 1
+            last = self._open == 0 and self._drain_until is not None
+        if last:
+            self.wakeup()       # a draining loop may return now
+
+    def _open_connections(self) -> int:
+        return self._open
+
+    def _stop_accepting(self) -> None:
+        listener, self._listener, self.sock = self._listener, None, None
+        if listener is not None:
+            _close_listener(listener)
 
     def _register(self, job: ClientConnectionJob) -> None:
         try:
@@ -474,9 +506,7 @@ class SocketServer_Threadpool(_LoopGuard):
         with self._lock:
             self._closed = True
             now = self._inside == 0
-        listener, self._listener, self.sock = self._listener, None, None
-        if listener is not None:
-            _close_listener(listener)
+        self._stop_accepting()
         if now:
             self._teardown()
         elif self._waker is not None:
@@ -510,6 +540,11 @@ class SocketServer_Threadpool(_LoopGuard):
         """Wake the loop thread so it notices shutdown or a changed loop condition."""
         if self._waker is not None and not self._torn_down:
             self._waker.wake()
+
+    def serving_here(self) -> bool:
+        """Is the calling thread a worker of this server, busy with a request?"""
+        pool = self.pool
+        return pool is not None and threading.current_thread() in pool.busy
 
     def combine_loop(self, server: Any) -> None:
         raise TypeError("You can't use the loop combiner on the threadpool server type")

@@ -76,7 +76,10 @@ DEFAULTS: Dict[str, Any] = {
     "SSL_CLIENTKEY": ("", str),
     "SSL_CLIENTKEYPASSWD": ("", str),
     "SSL_CACERTS": ("", str),
+    # pyro4compat's own, after Pyro4's
+    "SHUTDOWN_GRACE": (1.0, float),
 }
+PYRO4_ITEM_COUNT = 45
 
 BOOL_ITEMS = sorted(item for item, (_, kind) in DEFAULTS.items() if kind is bool)
 FALSE_WORDS = ["0", "off", "no", "false", "OFF", "No", "FALSE"]
@@ -132,9 +135,17 @@ def global_config() -> Iterator[Configuration]:
             setattr(config, item, value)
 
 
-def test_there_are_exactly_45_items() -> None:
-    assert len(Configuration.__slots__) == 45
+def test_pyro4s_45_items_then_our_own() -> None:
     assert set(Configuration.__slots__) == set(DEFAULTS)
+    assert Configuration.__slots__[PYRO4_ITEM_COUNT:] == configuration.OWN_ITEMS == ("SHUTDOWN_GRACE",)
+
+
+def test_a_bad_value_of_our_own_item_never_fails_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kept as text: the server refuses it when it starts (tests/integration/test_shutdown_grace.py)
+    monkeypatch.setenv("PYRO_SHUTDOWN_GRACE", "soon")
+    assert Configuration().SHUTDOWN_GRACE == "soon"
+    monkeypatch.setenv("PYRO_SHUTDOWN_GRACE", "0.25")
+    assert Configuration().SHUTDOWN_GRACE == 0.25
 
 
 @pytest.mark.parametrize("item", sorted(DEFAULTS))
@@ -278,7 +289,7 @@ def test_dump(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYRO_LOGLEVEL", "DEBUG")
     lines = cfg.dump().split("\n")
     assert lines == expected_dump_lines(cfg, "{stderr}", "DEBUG")
-    assert len(lines) == 5 + 47
+    assert len(lines) == 5 + len(DEFAULTS) + 2  # header, items, LOGFILE and LOGLEVEL
     assert constants.VERSION == "4.82" and constants.PROTOCOL_VERSION == 48
 
 
