@@ -3,6 +3,13 @@
 Discovery follows Pyro4's order: a name server on this machine first (when ``NS_HOST`` is a
 loopback name), then a UDP broadcast ``GET_NSURI`` to every ``BROADCAST_ADDRS`` entry on
 ``NS_BCPORT`` (3 rounds of 0.7 s), then a direct try on ``NS_HOST:NS_PORT``.
+
+Our extension: a host with a comma (``NS_HOST`` or ``locateNS(host=...)``) lists several name
+servers (:mod:`.nshosts`). A list means direct tries only, no localhost shortcut and no
+broadcast: whoever wrote the list chose the servers, and a broadcast could answer with one
+outside it. Each entry must answer a ``ping`` within ``COMMTIMEOUT`` (``LIST_TRY_TIMEOUT``
+when that is 0) and the first that does is returned. Nothing is cached: every resolution of a
+``PYRONAME:``/``PYROMETA:`` URI walks the list again, so a dead name server is never sticky.
 """
 
 from __future__ import annotations
@@ -10,11 +17,13 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import time
 from typing import Any, List, Optional
 
 from .. import constants, errors, socketutil
 from .._uri import URI
 from ..configuration import config
+from .nshosts import FailedHosts, NameServerAddress, is_host_list, parse_host_list
 from .proxy import Proxy
 
 __all__ = ["_resolve", "_locateNS", "locateNS", "resolve"]
@@ -25,6 +34,9 @@ BROADCAST_TIMEOUT = 0.7
 BROADCAST_ROUNDS = 3
 NSURI_REQUEST = b"GET_NSURI"
 NSURI_REPLY_MAX = 100
+LIST_TRY_TIMEOUT = 5.0  # seconds per listed name server when COMMTIMEOUT is 0 (no limit)
+
+failed_hosts = FailedHosts()  # process-wide: which listed name servers failed lately
 
 
 def _resolve(uri: Any, hmac_key: Optional[bytes] = None) -> URI:
@@ -112,6 +124,10 @@ def _broadcast_lookup(port: Optional[int]) -> Optional[str]:
 def _locateNS(host: Optional[str] = None, port: Optional[int] = None, broadcast: bool = True,
               hmac_key: Optional[bytes] = None) -> Proxy:
     """A proxy bound to a name server: on ``host`` (and ``port``) if given, else discovered."""
+    if host is None and is_host_list(config.NS_HOST):
+        return _locate_in_list(parse_host_list(config.NS_HOST, config.NS_PORT), hmac_key)
+    if is_host_list(host):
+        return _locate_in_list(parse_host_list(host, port or config.NS_PORT), hmac_key)
     if host is None:
         proxy = _try_localhost(port, hmac_key)
         if proxy is not None:
@@ -136,6 +152,41 @@ def _locateNS(host: Optional[str] = None, port: Optional[int] = None, broadcast:
         raise errors.NamingError("Failed to locate the nameserver") from exc
     log.debug("located NS")
     return proxy
+
+
+def _try_listed(address: NameServerAddress, hmac_key: Optional[bytes], timeout: float) -> Proxy:
+    """A proxy to the name server at ``address`` once it answered a ping; raises PyroError if it didn't."""
+    proxy = Proxy(address.uri)
+    proxy._pyroHmacKey = hmac_key
+    proxy._pyroTimeout = timeout
+    try:
+        proxy._pyroBind()
+        proxy.ping()  # a daemon's handshake is not enough: the name server object must answer
+    except BaseException:
+        proxy._pyroRelease()
+        raise
+    proxy._pyroTimeout = config.COMMTIMEOUT  # the caller gets a proxy like any other
+    return proxy
+
+
+def _locate_in_list(addresses: List[NameServerAddress], hmac_key: Optional[bytes]) -> Proxy:
+    """The first listed name server that answers, recently failed ones last; else NamingError."""
+    timeout = config.COMMTIMEOUT or LIST_TRY_TIMEOUT
+    tried: List[str] = []
+    last_error: Optional[BaseException] = None
+    for address in failed_hosts.order(addresses, time.monotonic()):
+        log.debug("locating the NS: %s", address.uri)
+        try:
+            proxy = _try_listed(address, hmac_key, timeout)
+        except errors.PyroError as exc:
+            failed_hosts.failed(address, time.monotonic())
+            tried.append("%s (%s)" % (address, exc))
+            last_error = exc
+            continue
+        failed_hosts.answered(address)
+        log.debug("located NS")
+        return proxy
+    raise errors.NamingError("Failed to locate the nameserver; tried: " + ", ".join(tried)) from last_error
 
 
 locateNS = _locateNS
