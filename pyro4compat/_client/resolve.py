@@ -74,9 +74,11 @@ def _local_hosts() -> List[str]:
     return [host] if host == "127.0.1.1" else [host, "127.0.1.1"]
 
 
-def _bound_proxy(uri: Any, hmac_key: Optional[bytes]) -> Proxy:
+def _bound_proxy(uri: Any, hmac_key: Optional[bytes], timeout: Optional[float] = None) -> Proxy:
     proxy = Proxy(uri)
     proxy._pyroHmacKey = hmac_key
+    if timeout is not None:
+        proxy._pyroTimeout = timeout
     proxy._pyroBind()
     return proxy
 
@@ -156,11 +158,8 @@ def _locateNS(host: Optional[str] = None, port: Optional[int] = None, broadcast:
 
 def _try_listed(address: NameServerAddress, hmac_key: Optional[bytes], timeout: float) -> Proxy:
     """A proxy to the name server at ``address`` once it answered a ping; raises PyroError if it didn't."""
-    proxy = Proxy(address.uri)
-    proxy._pyroHmacKey = hmac_key
-    proxy._pyroTimeout = timeout
+    proxy = _bound_proxy(address.uri, hmac_key, timeout)
     try:
-        proxy._pyroBind()
         proxy.ping()  # a daemon's handshake is not enough: the name server object must answer
     except BaseException:
         proxy._pyroRelease()
