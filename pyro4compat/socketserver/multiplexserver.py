@@ -376,7 +376,7 @@ class SocketServer_Multiplex(_LoopGuard):
             conn.sock.settimeout(config.COMMTIMEOUT or None)
         try:
             work(conn)
-        except Exception as exc:
+        except BaseException as exc:    # as Pyro4: a remote sys.exit() ends this connection, not the loop
             if client.connected:
                 _log_request_error(log, exc, client.peer)
             else:

@@ -163,7 +163,7 @@ class Pool(object):
                 lock.release()
                 try:
                     job()
-                except Exception as exc:
+                except BaseException as exc:    # even SystemExit: the worker lives on, never leaks from busy
                     log.exception("unhandled exception from job in worker thread %s: %s", worker.name, exc)
                 finally:
                     job = None  # drop references (connections) before waiting again

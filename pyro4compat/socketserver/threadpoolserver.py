@@ -145,11 +145,9 @@ class ClientConnectionJob(object):
         try:
             self.daemon.handleRequest(self.csock)
             return True
-        except BaseException as exc:
+        except BaseException as exc:     # SystemExit from a remote method too: Pyro4 serves on
             _log_request_error(log, exc, self.caddr)
             self._finish()
-            if not isinstance(exc, Exception):
-                raise
             return False
         finally:
             end_work()
@@ -184,7 +182,7 @@ class ClientConnectionJob(object):
                 self.csock.sock = self.server._tls.wrap_socket(self.csock.sock, server_side=True)
             if self.daemon._handshake(self.csock):
                 return True
-        except Exception as exc:
+        except BaseException as exc:     # a handshake hook's sys.exit() ends this connection only
             _log_handshake_error(log, exc)
         self._finish()
         return False
