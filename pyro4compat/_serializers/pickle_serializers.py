@@ -31,6 +31,7 @@ import copyreg
 import importlib
 import importlib.util
 import io
+import logging
 import pickle
 import sys
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ from .. import errors
 from ..configuration import config
 from . import wirenames
 from .base import DeserializeGuard, SerializerBase
+
+log = logging.getLogger("Pyro4.util")
 
 try:
     import dill
@@ -223,10 +226,25 @@ def _stock_python_pickler() -> type:
     source = getattr(pickle, "__file__", None)
     spec = importlib.util.spec_from_file_location("pyro4compat._stock_pickle", source) if source else None
     if spec is None or spec.loader is None:
-        return pickle._Pickler  # type: ignore[attr-defined,no-any-return]
+        raise ImportError("the pickle module has no source file to load a private copy from")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module._Pickler  # type: ignore[no-any-return]
+
+
+def _wire_class_pickler() -> type:
+    """The pickler for a stream that holds one of Pyro4's classes: Pyro4's own bytes where we can.
+
+    Where the standard library's source can't be loaded again (zipped, frozen, stripped), such
+    a stream is written in the form cloudpickle streams use (a ``getattr`` of the imported
+    ``Pyro4`` module, which Pyro4 reads too): other bytes than Pyro4's, never a failed reply.
+    """
+    try:
+        return _make_pickler_class(_stock_python_pickler(), _wire_global_name)
+    except Exception as exc:
+        log.warning("pickle: no private copy of the pickle module (%s); Pyro4 classes are pickled "
+                    "as getattr(import_module(...)) instead of Pyro4's own global", exc)
+        return _make_pickler_class(pickle.Pickler, _wire_reduce)
 
 
 def _dump(pickler_class: Any, data: Any, protocol: int) -> bytes:
@@ -236,7 +254,7 @@ def _dump(pickler_class: Any, data: Any, protocol: int) -> bytes:
         pickler_class(pieces, protocol).dump(data)
     except _WireClassMet:
         if _python_pickler is None:
-            _python_pickler = _make_pickler_class(_stock_python_pickler(), _wire_global_name)
+            _python_pickler = _wire_class_pickler()
         pieces = _Pieces()
         _python_pickler(pieces, protocol).dump(data)
     return b"".join(pieces)

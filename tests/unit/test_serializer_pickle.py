@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 import pickletools
 import sys
@@ -127,3 +128,25 @@ def test_cloudpickle_still_pickles_lambdas():
 def test_dill_still_pickles_lambdas():
     ser = S.get_serializer("dill")
     assert ser.loads(ser.dumps(lambda x: x * 3))(2) == 6
+
+
+@pytest.mark.parametrize("unavailable", ["/nonexistent/python3.zip/pickle.py", None])
+def test_without_the_pickle_source_wire_classes_still_pickle(unavailable, monkeypatch, caplog):
+    """A zipped or frozen standard library: no private copy of pickle, but replies still go out."""
+    from pyro4compat._serializers import pickle_serializers
+
+    if unavailable is None:
+        monkeypatch.delattr(pickle, "__file__")
+    else:
+        monkeypatch.setattr(pickle, "__file__", unavailable)
+    monkeypatch.setattr(pickle_serializers, "_python_pickler", None)
+    caplog.set_level(logging.WARNING, logger="Pyro4")
+    serializer = S.get_serializer("pickle")
+    error = errors.NamingError("unknown name: x")
+    uri = URI("PYRO:obj@127.0.0.1:9999")
+    stream = serializer.dumps([uri, error])
+    assert b"import_module" in stream and b"Pyro4.core" in stream   # cloudpickle's form
+    loaded_uri, loaded_error = serializer.loads(stream)
+    assert loaded_uri == uri and type(loaded_error) is errors.NamingError
+    assert str(loaded_error) == "unknown name: x"
+    assert "no private copy of the pickle module" in caplog.text
