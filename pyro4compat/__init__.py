@@ -4,6 +4,8 @@
 :func:`install_as_pyro4` to make ``import Pyro4`` itself resolve to this package.
 """
 
+import sys
+
 from ._logsetup import configure_logging as _configure_logging
 
 _configure_logging()
@@ -17,3 +19,9 @@ from .core import (URI, Daemon, Proxy, asyncproxy, batch, behavior, callback, cu
 from .core import _locateNS as locateNS  # noqa: E402
 from .core import _resolve as resolve  # noqa: E402
 from .futures import Future  # noqa: E402
+
+# What ``from Pyro4 import *`` gives: Pyro4's API, its submodules and the ``sys`` it imported; not
+# install_as_pyro4, which Pyro4 does not have.
+__all__ = ["Daemon", "Future", "Proxy", "URI", "asyncproxy", "batch", "behavior", "callback", "config",
+           "current_context", "expose", "locateNS", "oneway", "resolve",
+           "configuration", "constants", "core", "errors", "futures", "message", "socketutil", "util", "sys"]

@@ -47,15 +47,18 @@ import importlib
 import logging
 import re
 import sqlite3
+import sys
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, MutableMapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from .errors import NamingError
 
-__all__ = ["SqlStorage", "DbmStorage"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["SqlStorage", "DbmStorage",
+           "MutableMapping", "NamingError", "closing", "dbm", "log", "logging", "re", "sqlite3", "sys", "threading"]
 
 log = logging.getLogger("Pyro4.naming_storage")
 

@@ -6,15 +6,19 @@ the function that talks to the name server. Errors from the name server itself a
 ``Error: <Type> - <message>`` and the tool still exits with status 0, as Pyro4's does.
 """
 
-from __future__ import annotations
+from __future__ import annotations, print_function
 
 import optparse
+import os
 import sys
+import warnings
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from . import errors, naming
 
-__all__ = ["handleCommand", "main"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["handleCommand", "main",
+           "errors", "naming", "os", "print_function", "sys", "warnings"]
 
 USAGE = ("usage: %prog [options] command [arguments]\nCommands: "
          "register remove removematching lookup list listmatching\n          listmeta_all listmeta_any setmeta ping")

@@ -21,8 +21,17 @@ import functools
 import os
 import select
 import socket
+import sys
 import threading
+import time
+import weakref
 from typing import TYPE_CHECKING
+
+try:
+    import fcntl  # noqa: F401 (a star-import name, see __all__)
+    _have_fcntl = True
+except ImportError:  # Windows, where Pyro4's module has no such name either
+    _have_fcntl = False
 
 try:
     import ssl
@@ -41,6 +50,18 @@ if TYPE_CHECKING:  # typing names stay out of the module's public namespace, as 
 from ._sockio import (ERRNO_BADF, ERRNO_EADDRINUSE, ERRNO_EADDRNOTAVAIL, ERRNO_ENOTSOCK,  # noqa: F401
                       ERRNO_RETRIES, _GLOBAL_DEFAULT_TIMEOUT, _RETRYABLE, SocketConnection, family_str,
                       receive_into, receiveData, send_buffers, sendData)
+
+basestring = str  # Pyro4's Python 2 shim, still a name of its module
+
+# Pyro4's module has no __all__: its star-import yields its functions and everything it imported.
+__all__ = ["SocketConnection", "bindOnUnusedPort", "createBroadcastSocket", "createSocket", "family_str",
+           "findProbablyUnusedPort", "getInterfaceAddress", "getIpAddress", "getIpVersion", "getSSLcontext",
+           "interruptSocket", "receiveData", "sendData", "setKeepalive", "setNoDelay", "setNoInherit",
+           "setReuseAddr", "ERRNO_BADF", "ERRNO_EADDRINUSE", "ERRNO_EADDRNOTAVAIL", "ERRNO_ENOTSOCK",
+           "ERRNO_RETRIES", "CommunicationError", "ConnectionClosedError", "TimeoutError",
+           "basestring", "config", "errno", "os", "select", "socket", "ssl", "sys", "time", "weakref"]
+if _have_fcntl:
+    __all__.append("fcntl")
 
 
 # --------------------------------------------------------------------------------------------

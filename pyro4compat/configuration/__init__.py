@@ -11,7 +11,7 @@ The class uses ``__slots__`` so that a typo such as ``config.SERIALISER = ...`` 
 ``AttributeError`` instead of silently doing nothing.
 """
 
-from __future__ import annotations
+from __future__ import annotations, print_function
 
 import os
 import pickle
@@ -21,7 +21,9 @@ from typing import Any, Dict, List
 
 from .. import constants
 
-__all__ = ["Configuration", "config", "main"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["Configuration", "config", "main",
+           "constants", "os", "pickle", "platform", "print_function", "socket"]
 
 ENV_PREFIX = "PYRO_"
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the pyro4compat folder

@@ -20,6 +20,9 @@ from .. import errors, socketutil
 from .._tracebacks import formatTraceback
 from ..configuration import config
 
+# Pyro4's package module is empty: nothing for a star-import, the shared helpers stay private.
+__all__: list = []
+
 _LOOPBACK_PREFIX = "127."
 
 

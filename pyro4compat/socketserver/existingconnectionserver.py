@@ -14,15 +14,17 @@ tracked resources are closed (Pyro4 does neither), so a vanished peer's streams 
 are not kept forever.
 """
 
-from __future__ import annotations
+from __future__ import annotations, print_function
 
 import logging
 import select
 import socket
+import sys
 import time
 from typing import Any, Callable, List, Optional
 
 from .. import errors, socketutil
+from .._star import lazy_modules
 from ..configuration import config
 from . import _client_disconnect, _housekeeping_interval, _log_request_error, _poll_timeout, _Waker
 
@@ -31,7 +33,11 @@ try:
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["SocketServer_ExistingConnection"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["SocketServer_ExistingConnection",
+           "config", "errors", "log", "logging", "print_function", "socket", "socketutil", "ssl", "sys", "util"]
+# ``util`` is a facade that the package's own modules do not import; bound when first asked for.
+__getattr__ = lazy_modules(__name__, {"util": "pyro4compat.util"})
 
 log = logging.getLogger("Pyro4.existingconnectionserver")
 

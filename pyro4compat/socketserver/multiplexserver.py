@@ -37,16 +37,19 @@ from an external loop) is the only thread that touches the selector and the clie
   been sent), or right away when none is inside.
 """
 
-from __future__ import annotations
+from __future__ import annotations, print_function
 
 import logging
+import os
 import selectors
 import socket
+import sys
 import threading
 import time
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
 
+from .._star import lazy_modules
 from .. import _busypoll, _frames, _large_buffers, _protocol, errors, socketutil
 from ..configuration import config
 from ..message import Message
@@ -58,7 +61,12 @@ try:
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["SocketServer_Multiplex"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["SocketServer_Multiplex",
+           "config", "defaultdict", "errors", "log", "logging", "os", "print_function", "selectors", "socket",
+           "socketutil", "sys", "time", "util"]
+# ``util`` is a facade that the package's own modules do not import; bound when first asked for.
+__getattr__ = lazy_modules(__name__, {"util": "pyro4compat.util"})
 
 log = logging.getLogger("Pyro4.multiplexserver")
 

@@ -25,7 +25,7 @@ field below is read and written only while holding it.
   ones (never the calling thread, which may itself be a worker running the job that closes).
 """
 
-from __future__ import annotations
+from __future__ import annotations, with_statement
 
 import logging
 import threading
@@ -35,7 +35,9 @@ from typing import Any, Callable, Deque, List, Optional, Set
 
 from ..configuration import config
 
-__all__ = ["PoolError", "NoFreeWorkersError", "Worker", "Pool"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["PoolError", "NoFreeWorkersError", "Worker", "Pool",
+           "config", "log", "logging", "threading", "time", "with_statement"]
 
 log = logging.getLogger("Pyro4.threadpool")
 

@@ -58,25 +58,34 @@ queue of connections being parked;
 ``_client_disconnect_lock`` serializes ``daemon._clientDisconnect`` calls, as in Pyro4.
 """
 
-from __future__ import annotations
+from __future__ import annotations, print_function
 
 import errno
 import logging
+import os
 import select
 import selectors
+import socket
+import sys
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
 from .. import _frames, errors, socketutil
+from .._star import lazy_modules
 from .._busypoll import begin_work, end_work, quiet, spinner_for
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _shutdown_grace, _Waker)
 from .threadpool import NoFreeWorkersError, Pool, PoolError
 
-__all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper",
+           "NoFreeWorkersError", "Pool", "config", "errors", "log", "logging", "os", "print_function", "selectors",
+           "socket", "socketutil", "sys", "threading", "time", "util"]
+# ``util`` is a facade that the package's own modules do not import; bound when first asked for.
+__getattr__ = lazy_modules(__name__, {"util": "pyro4compat.util"})
 
 log = logging.getLogger("Pyro4.threadpoolserver")
 _client_disconnect_lock = threading.Lock()

@@ -7,18 +7,24 @@ are Pyro4 4.82's; unlike Pyro4 it closes its listening socket when Flame refuses
 flushes each line as it prints it.
 """
 
-from __future__ import annotations
+from __future__ import annotations, print_function
 
+import os
 import sys
+import warnings
 from optparse import OptionParser
 from typing import Any, List, Optional, Tuple
 
 from .. import naming
 from .._server.daemon import Daemon
+from .._star import lazy_modules
 from ..configuration import config
 from . import flame
 
-__all__ = ["main"]
+# Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+__all__ = ["main", "config", "core", "flame", "os", "print_function", "sys", "warnings"]
+# ``core`` is a facade that the package's own modules do not import; bound when first asked for.
+__getattr__ = lazy_modules(__name__, {"core": "pyro4compat.core"})
 
 # (short, long, keyword arguments of optparse's add_option), Pyro4's options and help texts
 _OPTIONS: List[Tuple[str, str, dict]] = [

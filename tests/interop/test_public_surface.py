@@ -179,3 +179,52 @@ def test_signatures_match(pyro4_surface, module_name):
             elif normalised(public_parameters(member)) != normalised(sig):
                 differences.append((name + "." + method, sig, public_parameters(member)))
     assert not differences, differences
+
+
+# Every public module, packages first: a package without ``__all__`` also star-exports the
+# submodules loaded so far, so Pyro4's are taken before anything else is imported.
+STAR_MODULES = ["Pyro4", "Pyro4.socketserver", "Pyro4.test", "Pyro4.utils"] + [
+    name for name in CHECKED_MODULES if name != "Pyro4"]
+
+STAR_SNIPPET = r"""
+import warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # Pyro4's httpgateway imports cgi
+import inspect
+
+def kind_of(value):
+    if inspect.ismodule(value):
+        return "module:" + value.__name__.replace("Pyro4", "pyro4compat", 1)
+    if inspect.isclass(value):
+        return "class"
+    return "callable" if callable(value) else "value"
+
+result = {}
+for module_name in INPUT:
+    namespace = {}
+    exec("from %s import *" % module_name, namespace)
+    result[module_name] = {name: kind_of(value) for name, value in namespace.items() if name != "__builtins__"}
+OUTPUT = result
+"""
+
+
+@pytest.fixture(scope="module")
+def pyro4_star_surface(pyro4):
+    return pyro4(STAR_SNIPPET, STAR_MODULES)
+
+
+@pytest.mark.parametrize("module_name", STAR_MODULES)
+def test_star_import_gives_what_pyro4s_gives(pyro4_star_surface, module_name):
+    """``from Pyro4.x import *`` yields Pyro4's names, imported modules included (code relies on ``sys``)."""
+    namespace: dict = {}
+    exec("from %s import *" % ("pyro4compat" + module_name[len("Pyro4"):]), namespace)
+    namespace.pop("__builtins__")
+    theirs = pyro4_star_surface[module_name]
+    package = "pyro4compat" + module_name[len("Pyro4"):] + "."
+    for name in set(namespace) - set(theirs):  # submodules this process happened to load (as in Pyro4)
+        if inspect.ismodule(namespace[name]) and namespace[name].__name__ == package + name:
+            del namespace[name]
+    assert sorted(set(theirs) - set(namespace)) == [], "missing"
+    assert sorted(set(namespace) - set(theirs)) == [], "extra"
+    kinds = {name: ("module:" + value.__name__ if inspect.ismodule(value) else "class" if inspect.isclass(value)
+                    else "callable" if callable(value) else "value") for name, value in namespace.items()}
+    assert {name: kind for name, kind in kinds.items() if kind != theirs[name]} == {}
