@@ -15,7 +15,9 @@ streams have their own locks).
 Errors: anything a call raises is sent back as an exception reply, except communication
 failures (there is nobody to tell) and oneway calls (nobody listens). Communication and
 security errors, and errors from ``@callback`` methods, are re-raised so the transport drops
-the connection (security) or logs them (callbacks), as Pyro4 does. Replies are only ever
+the connection (security) or logs them (callbacks), as Pyro4 does; a payload that does not decode
+at all is answered with a SerializeError and the connection kept, as Pyro4 keeps it after its
+serializer library's error (``_UNDECODABLE``). Replies are only ever
 encoded with a serializer the daemon accepts; before the request's serializer is known, or
 when it is not accepted, marshal is used.
 
@@ -329,7 +331,13 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
         if flags & FLAGS_KEEPSERIALIZED:
             object_id, method, vargs, kwargs = _blob_call(msg)  # the blob keeps msg and its data
         else:
-            object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data)
+            try:
+                object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data)
+            except errors.SerializeError as exc:
+                if not str(exc).startswith(_UNDECODABLE):
+                    raise
+                _handle_failure(daemon, conn, exc, flags, seq, serializer_id)
+                return  # the frame was whole and the stream is in step: the connection goes on
             msg.data = b""  # the caller still holds msg: let a large payload go before the call
         _record_context(conn, msg, flags)
         del msg
@@ -352,6 +360,12 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
         if callback[0] or isinstance(exc, (errors.CommunicationError, errors.SecurityError)):
             raise
 
+
+# A request payload that does not decode at all ("invalid json data: ...", "invalid call data: ...").
+# Pyro4's serializer libraries raise their own errors for it, which Pyro4 answers and then keeps
+# serving that connection; we answer with a SerializeError and keep it too. A payload that decodes
+# but is refused (a class it names, a dunder) still closes the connection, as in Pyro4.
+_UNDECODABLE = "invalid "
 
 _NO_REPLY = object()
 _STREAM = object()

@@ -195,22 +195,26 @@ def _json_call(target: Any, arg: Any) -> bytes:
 
 REPLIES = [
     # (case, build(target) -> bytes, exception type, text in its message, connection stays usable)
+    # A payload that does not decode keeps the connection, as in Pyro4 (whose serializer libraries
+    # raise their own errors there); a decoded payload that is refused closes it, as in Pyro4.
     ("undecodable serpent", lambda t: _call(t, "x", [], payload=b"{{{\xff"), errors.SerializeError,
-     "invalid serpent data", False),
+     "invalid serpent data", True),
     ("undecodable json", lambda t: _call(t, "x", [], serializer="json", payload=b"[1,"), errors.SerializeError,
-     "invalid json data", False),
+     "invalid json data", True),
     ("undecodable marshal", lambda t: _call(t, "x", [], serializer="marshal", payload=b"(" + b"\xff" * 4),
-     errors.SerializeError, "invalid marshal data", False),
+     errors.SerializeError, "invalid marshal data", True),
     ("marshal huge count", lambda t: _call(t, "x", [], serializer="marshal",
                                            payload=b"(" + struct.pack("<i", 2 ** 31 - 1)),
-     errors.SerializeError, "exceeds the payload", False),
+     errors.SerializeError, "exceeds the payload", True),
     ("marshal code object", lambda t: _call(t, "x", [], serializer="marshal",
                                             payload=marshal.dumps(compile("1", "f", "eval"))),
-     errors.SerializeError, "unsupported type code", False),
+     errors.SerializeError, "unsupported type code", True),
+    ("empty marshal payload", lambda t: _call(t, "x", [], serializer="marshal", payload=b""),
+     errors.SerializeError, "invalid marshal data", True),
     ("undecodable msgpack", lambda t: _call(t, "x", [], serializer="msgpack", payload=b"\xc1\xc1"),
-     errors.SerializeError, "invalid msgpack data", False),
+     errors.SerializeError, "invalid msgpack data", True),
     ("call tuple malformed", lambda t: _call(t, "x", [], payload=b"(1,2,3)"), errors.SerializeError,
-     "invalid call data", False),
+     "invalid call data", True),
     ("unknown serializer id", lambda t: _call(t, "x", [], serializer_id=99), errors.SerializeError,
      "message used serializer that is not accepted: 99", False),
     ("serpent names a class", lambda t: _call(t, "lookup" if t.kind == "nameserver" else "echo",
@@ -240,7 +244,7 @@ REPLIES = [
     ("setattr of private", lambda t: _call(t, "__setattr__", ["_pyroId", "hijacked"]), AttributeError,
      "'_pyroId'", True),
     ("method name not a string", lambda t: _call(t, "x", [], payload=get_ser("serpent").dumps(
-        (t.object_id, 42, [], {}))), errors.SerializeError, "invalid call data", False),
+        (t.object_id, 42, [], {}))), errors.SerializeError, "invalid call data", True),
     ("batch of junk", lambda t: _call(t, "<batch>", [42], flags=proto.FLAGS_BATCH), TypeError, "", True),
 ]
 
@@ -262,7 +266,7 @@ def test_bad_request_gets_pyro4_error(target, bystander, case, build, exc_type, 
             method, vargs = _valid_call(target)
             client.send(_call(target, method, vargs, seq=2))
             assert not isinstance(client.result(), BaseException)
-        else:           # Pyro4 closes after a SerializeError / SecurityError reply; so do we
+        else:           # Pyro4 closes after a refusal (SerializeError / SecurityError reply); so do we
             assert client.closed()
 
 
