@@ -494,8 +494,16 @@ class SocketServer_Multiplex(_LoopGuard):
 
     @property
     def sockets(self) -> List[Any]:
+        """The listening socket, the connected clients and combined servers' sockets, as in Pyro4.
+
+        Not the waker: it only interrupts our own ``loop()``; an external loop calling events()
+        does its own waking (and a combined server's waker is not registered, see combine_loop).
+        """
+        waker = self._waker.reader if self._waker is not None else None
         try:
             registrations = self.selector.get_map()
-            return [key.fileobj for key in list(registrations.values())] if registrations else []
+            if not registrations:
+                return []
+            return [key.fileobj for key in list(registrations.values()) if key.fileobj is not waker]
         except (RuntimeError, AttributeError):
             return []

@@ -110,6 +110,11 @@ class Pool(object):
     def num_workers(self) -> int:
         return len(self.busy) + len(self.idle)
 
+    def active(self) -> int:
+        """Jobs running or queued (one consistent reading)."""
+        with self._lock:
+            return len(self.busy) + len(self._jobs)
+
     @property
     def waiting(self) -> int:
         """Queued jobs that no idle worker is about to take."""

@@ -558,13 +558,23 @@ class SocketServer_Threadpool(_LoopGuard):
 
     @property
     def sockets(self) -> List[Any]:
-        """The listening socket, the waker and every parked connection: wait on these, then call events()."""
+        """What an external loop waits on before calling events(): as in Pyro4, the listening socket
+        alone while no connection is open.
+
+        Then the parked connections (ours wait in the selector, not in a worker each), and the
+        waker only while a connection is out with the pool: it comes back through the waker, and
+        an external loop must then wake to watch it. Order matters: the pool is asked first, and
+        a job leaves the pool only after its connection is back in ``_returning``.
+        """
         if self._listener is None or self._selector is None:
             return []
+        out = self.pool is not None and self.pool.active() > 0
+        out = out or bool(self._returning)
         try:    # the loop thread may be changing the map right now: then settle for less
-            return [key.fileobj for key in list(self._selector.get_map().values())]
+            keys = list(self._selector.get_map().values())
         except (RuntimeError, AttributeError):
             return [self._listener]
+        return [key.fileobj for key in keys if key.data is not _WAKING or out]
 
     @property
     def selector(self) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
+import time
 from typing import Any, Dict, List
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 import pyro4compat as Pyro4
 from pyro4compat.configuration import config
 from pyro4compat.socketserver import threadpoolserver
+from remote_helpers import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -182,3 +184,46 @@ def test_connection_parked_while_events_runs_is_watched_afterwards():
             assert server_side in daemon.sockets
         finally:
             client_side.close()
+
+
+def test_idle_daemon_lists_only_its_listening_socket(servertype):
+    """As in Pyro4: no waker or other helper socket of ours in ``sockets``."""
+    with Pyro4.Daemon(host="127.0.0.1") as daemon:
+        assert daemon.sockets == [daemon.sock]
+
+
+def test_multiplex_lists_listener_and_connected_clients_as_pyro4(serve):
+    config.SERVERTYPE = "multiplex"
+    with Pyro4.Daemon(host="127.0.0.1") as daemon:
+        uri = daemon.register(Named("m"))
+        with serve(daemon):
+            with Pyro4.Proxy(uri) as proxy:
+                assert proxy.who() == "m"
+                local = proxy._pyroConnection.sock.getsockname()
+                sockets = daemon.sockets
+                assert len(sockets) == 2 and sockets[0] is daemon.sock
+                assert getattr(sockets[1], "sock", sockets[1]).getpeername() == local  # (a SocketConnection)
+            assert wait_until(lambda: daemon.sockets == [daemon.sock])
+
+
+def _connection_listed(daemon: Any, proxy: Any) -> bool:
+    local = proxy._pyroConnection.sock.getsockname()
+    plain = [getattr(sock, "sock", sock) for sock in daemon.sockets if sock is not daemon.sock]
+    return any(sock.family == socket.AF_INET and sock.getpeername() == local for sock in plain)
+
+
+def test_external_loop_is_woken_for_a_connection_back_from_a_worker(servertype):
+    """Without the waker in ``sockets`` while a worker holds a connection, the loop below would only
+    see the parked connection after its 5 s select timeout."""
+    daemon = Pyro4.Daemon(host="127.0.0.1")
+    uri = daemon.register(Named("x"))
+    try:
+        with ExternalLoop([daemon]), Pyro4.Proxy(uri) as proxy:
+            for _ in range(3):
+                assert proxy.who() == "x"
+                assert wait_until(lambda: _connection_listed(daemon, proxy))  # parked, idle
+                started = time.monotonic()
+                assert proxy.add(1, 2) == 3
+                assert time.monotonic() - started < 2.5
+    finally:
+        daemon.close()
