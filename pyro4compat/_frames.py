@@ -145,6 +145,11 @@ class FrameReader:
         return len(self._buffer)
 
     @property
+    def in_frame(self) -> bool:
+        """True while part of a frame has arrived and the rest has not (a sender may have stalled)."""
+        return bool(self._buffer) or self._header is not None or self._skipping is not None or bool(self._pieces)
+
+    @property
     def pending_header(self) -> Optional[Header]:
         """The header of the frame being received, once it has been parsed."""
         return self._header or self._skipping

@@ -27,6 +27,10 @@ from an external loop) is the only thread that touches the selector and the clie
 * **A request's payload** is referenced only by its ``Message`` while it is served, so the
   daemon's drop after decoding frees a multi-megabyte payload before the call runs.
 * **Housekeeping** runs every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds, not per event.
+* **Stalled clients**: with ``COMMTIMEOUT`` set, a connection that has not completed its
+  handshake, or is part-way through a message, and has sent nothing for that long is closed
+  (before the handshake with Pyro4's CONNECTFAIL ``"receiving: timeout"``), where Pyro4's
+  blocking ``recv`` would have timed out. An idle connection between messages stays, as in Pyro4.
 * ``combine_loop(server)`` registers another server's ``sockets`` in this selector with that
   server as key data; ready sockets are handed to its ``events()``. A combined multiplex server
   keeps registering its new connections in the selector it was given.
@@ -111,7 +115,7 @@ def frame_problem(frame: _frames.Frame, connected: bool, hmac_key: Optional[byte
 class _Client(object):
     """What the loop keeps per connection."""
 
-    __slots__ = ("conn", "reader", "connected", "tls_pending", "peer")
+    __slots__ = ("conn", "reader", "connected", "tls_pending", "peer", "heard_at")
 
     def __init__(self, conn: socketutil.SocketConnection, peer: Any, tls: bool) -> None:
         self.conn = conn
@@ -119,6 +123,11 @@ class _Client(object):
         self.connected = False
         self.tls_pending = tls
         self.peer = peer
+        self.heard_at = time.monotonic()   # when the client last sent anything (see _sweep_stalled)
+
+    def stalled(self, now: float, commtimeout: float) -> bool:
+        """Silent for COMMTIMEOUT while the server waits for the rest of a handshake or message."""
+        return now - self.heard_at > commtimeout and (not self.connected or self.reader.in_frame)
 
 
 class SocketServer_Multiplex(_LoopGuard):
@@ -144,6 +153,8 @@ class SocketServer_Multiplex(_LoopGuard):
         self._drain_until: Optional[float] = None
         self.grace = 0.0
         self._next_housekeeping = 0.0
+        self._commtimeout = 0.0
+        self._next_sweep = float("inf")
         self._spinner = _busypoll.Spinner() if _busypoll.enabled() else None
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
@@ -157,6 +168,9 @@ class SocketServer_Multiplex(_LoopGuard):
         self.selector.register(self._listener, selectors.EVENT_READ, self)
         self.selector.register(self._waker.reader, selectors.EVENT_READ, self)
         self._next_housekeeping = time.monotonic() + _housekeeping_interval()
+        self._commtimeout = config.COMMTIMEOUT  # read once, as for the sockets' own timeouts
+        if self._commtimeout:
+            self._next_sweep = time.monotonic() + self._commtimeout
 
     def __repr__(self) -> str:
         return "<%s on %s; %d connections>" % (type(self).__name__, self.locationStr, len(self._clients))
@@ -190,7 +204,7 @@ class SocketServer_Multiplex(_LoopGuard):
         try:
             ready = self._spinner.spin(self._select_now, _busypoll.idle) if self._spinner is not None else None
             if not ready:
-                timeout = max(self._next_housekeeping - time.monotonic(), 0.0)
+                timeout = max(min(self._next_housekeeping, self._next_sweep) - time.monotonic(), 0.0)
                 poll = _poll_timeout()
                 ready = self.selector.select(self._turn_timeout(timeout if poll is None else min(poll, timeout)))
         except (OSError, ValueError):
@@ -234,12 +248,26 @@ class SocketServer_Multiplex(_LoopGuard):
 
     def _maybe_housekeep(self) -> None:
         now = time.monotonic()
+        if now >= self._next_sweep and not self._closed:
+            self._sweep_stalled(now)
         if now >= self._next_housekeeping and not self._closed:
             self._next_housekeeping = now + _housekeeping_interval()
             try:
                 self.daemon._housekeeping()
             except Exception as exc:
                 log.warning("error during housekeeping: %s", exc)
+
+    def _sweep_stalled(self, now: float) -> None:
+        """Close the connections :meth:`_Client.stalled` names (checked a few times per COMMTIMEOUT)."""
+        commtimeout = self._commtimeout
+        self._next_sweep = now + max(commtimeout / 4.0, 0.05)
+        for client in [c for c in self._clients.values() if c.stalled(now, commtimeout)]:
+            if client.conn not in self._clients:
+                continue    # dropped while an earlier one was answered
+            if client.tls_pending:
+                self._drop(client, None)    # no TLS session to answer through
+            else:
+                self._reject(client, errors.TimeoutError("receiving: timeout"))
 
     # --- connections ----------------------------------------------------------------------------
 
@@ -283,6 +311,7 @@ class SocketServer_Multiplex(_LoopGuard):
         self.selector.register(conn, selectors.EVENT_READ, self)
 
     def _on_readable(self, client: _Client) -> None:
+        client.heard_at = time.monotonic()
         if client.tls_pending and not self._advance_tls(client):
             return
         try:

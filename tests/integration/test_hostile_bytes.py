@@ -168,6 +168,7 @@ CLOSES = [
     # (case, build(target) -> bytes): the connection is closed without a reply
     ("garbage", lambda t: b"\x00" * 64),
     ("wrong checksum", lambda t: header(proto.MSG_INVOKE, checksum=7)),
+    ("other protocol version", lambda t: header(proto.MSG_PING, version=9999, data_size=9) + b"something"),
     ("negative length", lambda t: header(proto.MSG_INVOKE, data_size=-5)),
     ("annotation past its area", lambda t: _with_annotations(_chunk(b"CORR", 900, b"x"), b"", proto.MSG_INVOKE)),
     ("annotation key not ascii", lambda t: _with_annotations(_chunk(b"\x80abc", 0, b""), b"", proto.MSG_INVOKE)),

@@ -562,6 +562,44 @@ def test_idle_connection_closed_after_commtimeout(baseline):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["thread", "multiplex"])
+def test_client_silent_before_its_handshake_is_dropped_after_commtimeout(kind, baseline):
+    """Where Pyro4's handshake ``recv`` would time out (its suite's testConnectCrash waits for that)."""
+    config.COMMTIMEOUT = 0.3
+    running = Running(kind)
+    silent = Client(running.address)
+    try:
+        reply = silent.receive()
+    except ConnectionClosedError:
+        pass                    # the thread server just hangs up on a parked connection
+    else:
+        assert (reply.type, bytes(reply.data)) == (proto.MSG_CONNECTFAIL, b"receiving: timeout")
+        assert silent.at_eof()
+    other = running.client()
+    assert other.call(b"still serving") == b"still serving"
+    for client in (silent, other):
+        client.close()
+    running.stop()
+
+
+@pytest.mark.timeout(20)
+def test_multiplex_drops_a_client_stalled_mid_message_but_keeps_an_idle_one(baseline):
+    """As in Pyro4's multiplex server: COMMTIMEOUT bounds a message's arrival, not the pause between messages."""
+    config.COMMTIMEOUT = 0.3
+    running = Running("multiplex")
+    idle = running.client()
+    stalled = running.client()
+    stalled.conn.send(wire(proto.MSG_INVOKE, b"never finished", 1)[:10])
+    assert stalled.at_eof()
+    # idle has now been silent longer than COMMTIMEOUT (it went quiet before stalled did)
+    assert idle.call(b"idle but kept") == b"idle but kept"
+    assert wait_for(lambda: len(running.daemon.disconnects) == 1)
+    for client in (idle, stalled):
+        client.close()
+    running.stop()
+
+
+@pytest.mark.timeout(20)
 def test_thread_server_refuses_selector_and_combine():
     running = Running("thread")
     try:

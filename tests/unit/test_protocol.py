@@ -557,3 +557,18 @@ def test_reader_accepts_unknown_msg_type_like_pyro4_from_header():
 
 def test_need_data_repr():
     assert repr(_frames.NEED_DATA) == "NEED_DATA"
+
+
+def test_frame_reader_in_frame_while_a_message_is_part_way():
+    """What the multiplex server's COMMTIMEOUT sweep asks: is a sender part-way through a message?"""
+    whole = p.build_message_bytes(p.MSG_INVOKE, b"x" * 100, 1, 0, 1)
+    reader = _frames.FrameReader()
+    assert not reader.in_frame
+    for cut in (1, p.HEADER_SIZE, len(whole) - 1):
+        reader = _frames.FrameReader()
+        reader.feed(whole[:cut])
+        assert reader.next_frame() is _frames.NEED_DATA
+        assert reader.in_frame, cut
+    reader.feed(whole[len(whole) - 1:])
+    assert reader.next_frame().payload == b"x" * 100
+    assert not reader.in_frame
