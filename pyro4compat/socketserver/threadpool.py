@@ -2,27 +2,28 @@
 
 Theory of operation
 -------------------
-Jobs (plain callables) go into one FIFO queue guarded by one lock (``Pool._lock``); every
-field below is read and written only while holding it.
+One lock (``Pool._lock``) guards every field below. A job (a plain callable) is handed to one
+worker when it is submitted, as in Pyro4: that worker moves from ``idle`` to ``busy`` at once,
+so the counts always say how many jobs have a thread. Jobs that find no worker wait in one
+FIFO queue.
 
 * A worker with nothing to do waits on its own condition variable (sharing that lock) and
-  puts itself on the ``_sleepers`` stack; a new job wakes the worker on top, the one idle the
-  shortest time. Its stack, caches and (on glibc) malloc arena are still warm: a connection
+  puts itself on the ``_sleepers`` stack; a new job goes into the ``job`` slot of the worker on
+  top, the one idle the shortest time, and wakes it. Its stack, caches and (on glibc) malloc arena are still warm: a connection
   that goes back and forth between the selector and the pool keeps meeting the same thread,
   where a FIFO wake-up would rotate it through every idle worker.
 
-* ``idle`` holds workers waiting for a job (and workers just started, about to take one),
-  ``busy`` those running one. ``len(idle) + len(busy)`` never exceeds ``THREADPOOL_SIZE``.
-* A job gets a worker when one is idle, else a new worker when the pool is below
+* ``idle`` holds workers without a job (sleeping, or just started), ``busy`` those given one.
+  ``len(idle) + len(busy)`` never exceeds ``THREADPOOL_SIZE``.
+* A job gets an idle worker, else a new worker (started with the job) when the pool is below
   ``THREADPOOL_SIZE``, else it waits in the queue. :meth:`Pool.process` (Pyro4's entry point)
   refuses with :class:`NoFreeWorkersError` once more than ``backlog`` jobs would have to wait;
   :meth:`Pool.submit` never refuses (the socket server uses it for connections it already owns).
 * A worker that finishes a job takes the next queued one; with nothing queued it exits when
-  ``THREADPOOL_SIZE_MIN`` workers are idle already (Pyro4's rule), otherwise it waits. A worker
-  about to wait while more than ``THREADPOOL_SIZE_MIN`` are idle exits too: a worker started for
-  a job that a faster colleague took would otherwise stay above the minimum forever.
+  ``THREADPOOL_SIZE_MIN`` workers are idle already (Pyro4's rule), otherwise it waits.
 * ``close()`` refuses new jobs, lets the workers drain what is queued, and joins the idle
   ones (never the calling thread, which may itself be a worker running the job that closes).
+  A closed pool counts no workers, as Pyro4's: those still running a job are on their way out.
 """
 
 from __future__ import annotations, with_statement
@@ -61,6 +62,7 @@ class Worker(threading.Thread):
         self.name = "Pyro-Worker-%d" % id(self)
         self.pool: Optional[Pool] = pool
         self.wakeup = threading.Condition(pool._lock)
+        self.job: Optional[Callable[[], Any]] = None   # handed over by the pool, under its lock
 
     def run(self) -> None:
         pool = self.pool
@@ -117,8 +119,8 @@ class Pool(object):
 
     @property
     def waiting(self) -> int:
-        """Queued jobs that no idle worker is about to take."""
-        return max(len(self._jobs) - len(self.idle), 0)
+        """Queued jobs: those that found no worker."""
+        return len(self._jobs)
 
     def process(self, job: Callable[[], Any]) -> None:
         """Run ``job`` on a worker; NoFreeWorkersError when all are busy and the backlog is full."""
@@ -132,18 +134,28 @@ class Pool(object):
         with self._lock:
             if self.closed:
                 raise PoolError("job queue is closed")
-            if len(self.idle) <= len(self._jobs):       # no idle worker left for this job
-                if self.num_workers() < self.max_workers:
-                    self._start_worker()
-                elif backlog is not None and self.waiting >= backlog:
-                    raise NoFreeWorkersError("no free workers available, increase thread pool size")
-            self._jobs.append(job)
-            if self._sleepers:
-                self._sleepers.pop().wakeup.notify()
+            if self._sleepers:                          # the one idle the shortest time
+                worker = self._sleepers.pop()
+                self._hand_over(worker, job)
+                worker.wakeup.notify()
+            elif self.idle:                             # just started, not waiting yet: it looks first
+                self._hand_over(next(iter(self.idle)), job)
+            elif self.num_workers() < self.max_workers:
+                self._start_worker(job)
+            elif backlog is not None and len(self._jobs) >= backlog:
+                raise NoFreeWorkersError("no free workers available, increase thread pool size")
+            else:
+                self._jobs.append(job)
 
-    def _start_worker(self) -> None:
+    def _hand_over(self, worker: Worker, job: Callable[[], Any]) -> None:
+        self.idle.discard(worker)
+        self.busy.add(worker)
+        worker.job = job
+
+    def _start_worker(self, job: Optional[Callable[[], Any]] = None) -> None:
         worker = Worker(self)
-        self.idle.add(worker)
+        worker.job = job
+        (self.idle if job is None else self.busy).add(worker)
         worker.start()
 
     def _work(self, worker: Worker) -> None:
@@ -151,22 +163,15 @@ class Pool(object):
         lock = self._lock
         with lock:
             while True:
-                while not self._jobs and not self.closed:
-                    if len(self.idle) > self.min_workers:
-                        # Surplus: started for a job another worker took (or woken for nothing).
-                        # Waiting here would keep the pool above its minimum for good.
-                        self.idle.discard(worker)
-                        return
+                while worker.job is None and not self.closed:
                     self._sleepers.append(worker)
                     worker.wakeup.wait()
-                    if worker in self._sleepers:    # woken by close(), not popped by a job
+                    if worker in self._sleepers:    # woken by close(), not popped for a job
                         self._sleepers.remove(worker)
-                if not self._jobs:                      # closed and drained
+                job, worker.job = worker.job, None
+                if job is None:                         # closed
                     self.idle.discard(worker)
                     return
-                job = self._jobs.popleft()
-                self.idle.discard(worker)
-                self.busy.add(worker)
                 lock.release()
                 try:
                     job()
@@ -175,8 +180,11 @@ class Pool(object):
                 finally:
                     job = None  # drop references (connections) before waiting again
                     lock.acquire()
+                if self._jobs:                          # stays busy with the oldest queued job
+                    worker.job = self._jobs.popleft()
+                    continue
                 self.busy.discard(worker)
-                if not self._jobs and (self.closed or len(self.idle) >= self.min_workers):
+                if self.closed or len(self.idle) >= self.min_workers:
                     log.debug("worker counts: %d busy, %d idle", len(self.busy), len(self.idle))
                     return
                 self.idle.add(worker)
@@ -191,6 +199,7 @@ class Pool(object):
             for sleeper in self._sleepers:
                 sleeper.wakeup.notify()
             idle = list(self.idle)
+            self.idle, self.busy = set(), set()   # as in Pyro4: workers finishing a job are leaving
         current = threading.current_thread()
         deadline = time.monotonic() + _CLOSE_JOIN_SECONDS
         for worker in idle:

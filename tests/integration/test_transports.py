@@ -660,6 +660,32 @@ def test_pool_hands_each_job_to_the_worker_idle_the_shortest_time():
     assert len(set(ran_on)) == 1, ran_on             # a FIFO wake-up would rotate through all four
 
 
+@pytest.mark.timeout(20)
+def test_pool_gives_a_job_its_worker_when_it_is_submitted():
+    """As in Pyro4: ``busy`` and ``idle`` change in process() itself, not when a thread gets round to it."""
+    config.THREADPOOL_SIZE, config.THREADPOOL_SIZE_MIN = 3, 2
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def job() -> None:
+        started.release()
+        release.wait(10)
+
+    with Pool() as pool:
+        counts = []
+        for _ in range(3):
+            pool.process(job)
+            counts.append((len(pool.busy), len(pool.idle)))
+        assert counts == [(1, 1), (2, 0), (3, 0)]       # the third one got a new worker
+        with pytest.raises(NoFreeWorkersError):
+            pool.process(job)
+        for _ in range(3):
+            assert started.acquire(timeout=10)
+        release.set()
+        assert wait_for(lambda: not pool.busy and len(pool.idle) == 2)
+    assert (pool.busy, pool.idle) == (set(), set())     # a closed pool counts no workers, as Pyro4's
+
+
 @pytest.mark.parametrize("size, minimum", [(0, 1), (1, 0), (2, 3)])
 def test_pool_rejects_bad_sizes(size, minimum):
     config.THREADPOOL_SIZE, config.THREADPOOL_SIZE_MIN = size, minimum
