@@ -551,17 +551,6 @@ def test_no_free_workers_refuses_new_clients_only(baseline, monkeypatch):
 
 
 @pytest.mark.timeout(20)
-def test_idle_connection_closed_after_commtimeout(baseline):
-    config.COMMTIMEOUT = 0.3
-    running = Running("thread")
-    client = running.client()
-    assert client.at_eof()          # the server hangs up on the idle client
-    assert wait_for(lambda: len(running.daemon.disconnects) == 1)
-    client.close()
-    running.stop()
-
-
-@pytest.mark.timeout(20)
 @pytest.mark.parametrize("kind", ["thread", "multiplex"])
 def test_client_silent_before_its_handshake_is_dropped_after_commtimeout(kind, baseline):
     """Where Pyro4's handshake ``recv`` would time out (its suite's testConnectCrash waits for that)."""
@@ -583,17 +572,22 @@ def test_client_silent_before_its_handshake_is_dropped_after_commtimeout(kind, b
 
 
 @pytest.mark.timeout(20)
-def test_multiplex_drops_a_client_stalled_mid_message_but_keeps_an_idle_one(baseline):
-    """As in Pyro4's multiplex server: COMMTIMEOUT bounds a message's arrival, not the pause between messages."""
+@pytest.mark.parametrize("kind, idle_closed", [("thread", True), ("multiplex", False)])
+def test_commtimeout_closes_a_client_stalled_mid_message_and_idle_ones_as_pyro4(kind, idle_closed, baseline):
+    """Pyro4's thread server times out any silent client (its worker blocks in recv), its multiplex
+    server only one part-way through a message: COMMTIMEOUT bounds a message's arrival there."""
     config.COMMTIMEOUT = 0.3
-    running = Running("multiplex")
+    running = Running(kind)
     idle = running.client()
     stalled = running.client()
     stalled.conn.send(wire(proto.MSG_INVOKE, b"never finished", 1)[:10])
     assert stalled.at_eof()
     # idle has now been silent longer than COMMTIMEOUT (it went quiet before stalled did)
-    assert idle.call(b"idle but kept") == b"idle but kept"
-    assert wait_for(lambda: len(running.daemon.disconnects) == 1)
+    if idle_closed:
+        assert idle.at_eof()
+    else:
+        assert idle.call(b"idle but kept") == b"idle but kept"
+    assert wait_for(lambda: len(running.daemon.disconnects) == (2 if idle_closed else 1))
     for client in (idle, stalled):
         client.close()
     running.stop()
