@@ -12,6 +12,7 @@ OPTIONAL = {
     "msgpack": ["msgpack>=0.5.2"],
     "dill": ["dill>=0.2.6"],
     "cloudpickle": ["cloudpickle>=1.0"],
+    "postgresql": ["psycopg>=3.1"],  # the name server's shared postgresql:// storage
 }
 OPTIONAL["all"] = sorted({req for reqs in OPTIONAL.values() for req in reqs})
 OPTIONAL["test"] = OPTIONAL["all"] + [
@@ -19,7 +20,8 @@ OPTIONAL["test"] = OPTIONAL["all"] + [
     "pytest>=7",
     "pytest-timeout>=2",
     "hypothesis>=6",
-    "sphinx>=7",  # tests/integration/test_docs.py builds docs/ with warnings as errors
+    "sphinx>=7",
+    "psycopg[binary]>=3.1",  # tests run the postgresql storage against a private PostgreSQL server  # tests/integration/test_docs.py builds docs/ with warnings as errors
 ]
 
 setup(

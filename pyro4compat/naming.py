@@ -45,7 +45,7 @@ from ._server.exposure import expose
 from ._uri import URI
 from .configuration import config
 from .errors import NamingError, ProtocolError, PyroError
-from .naming_storage import DbmStorage, SqlStorage
+from .naming_storage import DbmStorage, PostgresqlStorage, SqlStorage
 
 __all__ = ["locateNS", "resolve", "type_meta", "startNSloop", "startNS"]
 
@@ -115,8 +115,15 @@ class NameServer(object):
         _check_tags(metadata, "metadata")
         tags = set(metadata) if metadata else None
         with self.lock:
-            if safe and name in self.storage:
-                raise NamingError("name already registered: " + name)
+            if safe:
+                # A storage shared with other name servers checks-and-sets in one atomic step.
+                insert_new = getattr(self.storage, "insert_new", None)
+                if insert_new is not None:
+                    if not insert_new(name, (uri, tags)):
+                        raise NamingError("name already registered: " + name)
+                    return
+                if name in self.storage:
+                    raise NamingError("name already registered: " + name)
             self.storage[name] = uri, tags
 
     def set_metadata(self, name: str, metadata: Any) -> None:
@@ -126,6 +133,11 @@ class NameServer(object):
         _check_tags(metadata, "metadata")
         tags = set(metadata) if metadata else None
         with self.lock:
+            replace_metadata = getattr(self.storage, "replace_metadata", None)
+            if replace_metadata is not None:  # one atomic update in a shared storage
+                if not replace_metadata(name, tags):
+                    raise NamingError("unknown name: " + name)
+                return
             try:
                 uri, _ = self.storage[name]
             except KeyError:
@@ -227,16 +239,27 @@ def _sql_storage(filename: str) -> Any:
     return SqlStorage(filename)
 
 
+def _postgresql_storage(url: str) -> Any:
+    storage = PostgresqlStorage(url)
+    log.debug("using shared postgresql storage at %s", storage.location)
+    return storage
+
+
 _PERSISTENT_STORAGES: Dict[str, Callable[[str], Any]] = {"dbm": _dbm_storage, "sql": _sql_storage}
+# Storages given by a URL: the opener gets the whole URL (libpq accepts both schemes).
+_URL_STORAGES: Dict[str, Callable[[str], Any]] = {"postgresql": _postgresql_storage, "postgres": _postgresql_storage}
 
 
 def _open_storage(spec: Optional[str]) -> Any:
-    """A storage from its command-line form: ``memory``, ``dbm:<file>`` or ``sql:<file>``."""
+    """A storage from its command-line form: ``memory``, ``dbm:<file>``, ``sql:<file>`` or
+    ``postgresql://user@host:port/dbname``."""
     spec = spec or "memory"
     if spec == "memory":
         log.debug("using volatile in-memory dict storage")
         return MemoryStorage()
     kind, _, filename = spec.partition(":")
+    if kind in _URL_STORAGES and filename.startswith("//"):
+        return _URL_STORAGES[kind](spec)
     opener = _PERSISTENT_STORAGES.get(kind)
     if opener is None or not filename:
         raise ValueError("invalid storage type '%s'" % spec)
@@ -371,7 +394,30 @@ class AutoCleaner(threading.Thread):
             self.last_cleaned = time.time()
 
     def clean_once(self) -> None:
-        """Probe every registration once; remove those unreachable for too long."""
+        """Probe every registration once; remove those unreachable for too long.
+
+        A storage shared by several name servers offers ``cleaning()``: a context that yields
+        None while another name server is cleaning (we skip the round), or a function that
+        removes ``{name: uri}`` entries that still have that uri, committed as one when the
+        round ends, or not at all.
+        """
+        cleaning = getattr(self.nameserver.storage, "cleaning", None)
+        if cleaning is None:
+            self._clean(self._remove_each)
+            return
+        with cleaning() as remove_stale:
+            if remove_stale is None:
+                log.debug("autoclean: another name server is cleaning; skipped")
+                return
+            self._clean(remove_stale)
+
+    def _remove_each(self, stale: Dict[str, str]) -> int:
+        for name in stale:
+            self.nameserver.remove(name)
+        return len(stale)
+
+    def _clean(self, remove: Callable[[Dict[str, str]], int]) -> None:
+        stale: Dict[str, str] = {}
         for name, uri in self.nameserver.list().items():
             if name in (constants.DAEMON_NAME, constants.NAMESERVER_NAME):
                 continue
@@ -382,7 +428,10 @@ class AutoCleaner(threading.Thread):
             if time.time() - since >= self.max_unreachable_time:
                 log.info("autoclean: unregistering %s; cannot connect uri %s for %d sec",
                          name, uri, self.max_unreachable_time)
-                self.nameserver.remove(name)
+                stale[name] = uri
+        if stale:
+            remove(stale)
+            for name in stale:
                 del self.unreachable[name]
         if self.unreachable:
             log.debug("autoclean: %d/%d names currently unreachable", len(self.unreachable), self.nameserver.count())
@@ -507,7 +556,7 @@ _OPTIONS: List[Tuple[str, str, Dict[str, Any]]] = [
     ("-n", "--host", dict(dest="host", help="hostname to bind server on")),
     ("-p", "--port", dict(dest="port", type="int", help="port to bind server on (0=random)")),
     ("-u", "--unixsocket", dict(help="Unix domain socket name to bind server on")),
-    ("-s", "--storage", dict(help="Storage system to use (memory, dbm:file, sql:file)", default="memory")),
+    ("-s", "--storage", dict(help="Storage system to use (memory, dbm:file, sql:file, postgresql://user@host:port/dbname)", default="memory")),
     ("", "--bchost", dict(dest="bchost", help="hostname to bind broadcast server on (default is \"\")")),
     ("", "--bcport", dict(dest="bcport", type="int", help="port to bind broadcast server on (0=random)")),
     ("", "--nathost", dict(dest="nathost", help="external hostname in case of NAT")),

@@ -1,5 +1,8 @@
 """Persistent storages of the name server: ``sql:<file>`` (SQLite) and ``dbm:<file>``.
 
+The shared ``postgresql://`` storage lives in :mod:`pyro4compat._naming_postgresql` and is
+re-exported here as ``PostgresqlStorage``.
+
 A storage is a mutable mapping ``name -> (uri_string, metadata_set)`` plus the extra methods
 the name server calls (``optimized_prefix_list``, ``optimized_regex_list``,
 ``optimized_metadata_search``, ``everything``, ``remove_items``, ``close``). The in-memory
@@ -54,9 +57,11 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import closing, contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from ._naming_postgresql import PostgresqlStorage
 from .errors import NamingError
 
 # Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
+# PostgresqlStorage (ours) is importable by name but left out, so the star surface stays Pyro4's.
 __all__ = ["SqlStorage", "DbmStorage",
            "MutableMapping", "NamingError", "closing", "dbm", "log", "logging", "re", "sqlite3", "sys", "threading"]
 

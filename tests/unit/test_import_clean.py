@@ -19,7 +19,7 @@ BLOCK_OPTIONAL = """
 import sys
 class _Blocker:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("msgpack", "dill", "cloudpickle"):
+        if name.split(".")[0] in ("msgpack", "dill", "cloudpickle", "psycopg"):
             raise ImportError("blocked for this test: " + name)
         return None
 sys.meta_path.insert(0, _Blocker())
