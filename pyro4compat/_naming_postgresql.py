@@ -50,6 +50,7 @@ import logging
 import re
 import select
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
@@ -269,9 +270,14 @@ class PostgresqlStorage(MutableMapping):
         except psycopg.Error as exc:
             raise NamingError("invalid postgresql storage url %r: %s" % (url, exc)) from None
         self._pool = _Pool(conninfo, pool_size)
+        self._closer = weakref.finalize(self, self._pool.close)  # no connection outlives an unclosed storage
         self._own: Optional[Entry] = None  # this name server's own Pyro.NameServer entry
-        with self._session("open") as conn:
-            _prepare_schema(conn)
+        try:
+            with self._session("open") as conn:
+                _prepare_schema(conn)
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return "<%s.%s %r>" % (type(self).__module__, type(self).__name__, self.location)

@@ -56,6 +56,7 @@ class PgCluster:
         self.data = self.root / "data"
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
+        self._drain: Optional[threading.Thread] = None
         self.log: List[str] = []
         self._names = itertools.count(1)
         if self.user:
@@ -93,14 +94,15 @@ class PgCluster:
                 lines.put(line)
             lines.put(None)
 
-        threading.Thread(target=drain, daemon=True).start()
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
+        self.proc = proc
         while True:
             line = lines.get(timeout=STARTUP_TIMEOUT)
             if line is None:
-                proc.wait(10)
+                self.stop()
                 return False
             if READY_LINE in line:
-                self.proc = proc
                 return True
 
     def stop(self) -> None:
@@ -108,12 +110,15 @@ class PgCluster:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+        self._drain.join(10)  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
 
     def destroy(self) -> None:
         self.stop()
