@@ -19,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import psycopg
 import pytest
 from procs import stop_process
 
 from pyro4compat import constants, naming, socketutil
 from pyro4compat._client.proxy import Proxy
+from pyro4compat._naming_postgresql import _CLEAN_LOCK, _LOCK_SPACE
 from pyro4compat.configuration import config
 from pyro4compat.errors import NamingError
 from pyro4compat.naming_storage import PostgresqlStorage
@@ -276,7 +278,10 @@ def test_name_server_dying_mid_clean_leaves_nothing_half_done(pg_url):
             stop_process(proc)
             proc.stdout.close()  # type: ignore[union-attr]
         assert len(storage) == 10
-        with storage.cleaning() as remove:  # and the lock died with it
+        with psycopg.connect(pg_url) as conn:  # its lock is released once its backend has seen it go
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_SPACE, _CLEAN_LOCK))
+        with storage.cleaning() as remove:
             assert remove is not None
     finally:
         storage.close()
