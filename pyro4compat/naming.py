@@ -17,6 +17,12 @@ RLock, Pyro4's attribute) is held for every compound operation: check-then-set
 list-then-delete (``remove``), and the listing filters, so a custom storage that is not itself
 thread-safe is still used by one thread at a time for those.
 
+That lock is per process. A storage shared by several name servers (``postgresql://``) offers
+optional methods that do a compound step atomically in the storage itself, and the name server
+uses them when present: ``insert_new(name, value) -> bool`` for ``register(safe=True)``,
+``replace_metadata(name, tags) -> bool`` for ``set_metadata``, and ``cleaning()`` for one
+autoclean round at a time across name servers (see :class:`AutoCleaner`).
+
 Discovery (``GET_NSURI`` over UDP) lives in :mod:`._naming_broadcast`; finding a name server
 from the client side lives in :mod:`._client.resolve` and is re-exported here as
 ``locateNS``/``resolve``.

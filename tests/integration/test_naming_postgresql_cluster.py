@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import psycopg
 import pytest
@@ -162,58 +162,65 @@ def test_acknowledged_registration_survives_sigkill(name_servers, pg_url):
         assert sorted(ns.list(prefix="durable.")) == sorted(acknowledged)
 
 
-def test_postgresql_restart_under_load(name_servers, pg_cluster):
-    server, = name_servers(1)
-    acknowledged: List[str] = []
-    failures: List[tuple] = []
-    stop = threading.Event()
-    down = threading.Event()
+class Load:
+    """Threads registering and looking up names through one name server, until stopped."""
 
-    def load(worker: int) -> None:
-        with server.proxy() as ns:
-            for i in range(10 ** 6):
-                if stop.is_set():
-                    return
-                name = "load.%d.%d" % (worker, i)
-                started = time.monotonic()
+    def __init__(self, uri: str, threads: int) -> None:
+        self.uri = uri
+        self.acknowledged: List[str] = []
+        self.failures: List[tuple] = []  # (seconds the failed call took, message)
+        self.changed = threading.Condition()
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(n,)) for n in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self, worker: int) -> None:
+        with Proxy(self.uri) as ns:
+            i = 0
+            while not self.stopped.is_set():
+                name, started = "load.%d.%d" % (worker, i), time.monotonic()
+                i += 1
                 try:
                     ns.register(name, "PYRO:x@127.0.0.1:1")
-                    acknowledged.append(name)
+                    outcome = self.acknowledged, name
                     ns.lookup(name)
                 except NamingError as exc:
-                    failures.append((down.is_set(), time.monotonic() - started, str(exc)))
+                    outcome = self.failures, (time.monotonic() - started, str(exc))
+                with self.changed:
+                    outcome[0].append(outcome[1])
+                    self.changed.notify_all()
 
-    workers = [threading.Thread(target=load, args=(n,)) for n in range(3)]
-    for thread in workers:
-        thread.start()
-    try:
-        while len(acknowledged) < 30:
-            time.sleep(0.01)  # polling a counter, not waiting for time to pass
-        down.set()
-        pg_cluster.stop()
-        deadline = time.monotonic() + 10
-        while len(failures) < 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        pg_cluster.start()
-        down.clear()
-        resumed = len(acknowledged)
-        deadline = time.monotonic() + 15
-        while len(acknowledged) < resumed + 30 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        for thread in workers:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
             thread.join(30)
+
+
+def test_postgresql_restart_under_load(name_servers, pg_cluster):
+    server, = name_servers(1)
+    load = Load(server.uri, 3)
+    try:
+        assert load.wait_for(lambda: len(load.acknowledged) >= 30, 20)
+        pg_cluster.stop()
+        assert load.wait_for(lambda: len(load.failures) >= 10, 10), "no failures while PostgreSQL was down"
+        pg_cluster.start()
+        resumed = len(load.acknowledged)
+        assert load.wait_for(lambda: len(load.acknowledged) >= resumed + 30, 15), "no full service after restart"
+    finally:
+        load.stop()
         if pg_cluster.proc is None:
             pg_cluster.start()
-    assert len(failures) >= 10, failures
-    assert len(acknowledged) >= resumed + 30, "no full service after the restart"
-    for was_down, seconds, message in failures:
+    for seconds, message in load.failures:
         assert message.startswith("postgresql storage postgresql://postgres@127.0.0.1:%d/" % pg_cluster.port)
         assert seconds < 2.0
     with server.proxy() as ns:
         registered = ns.list(prefix="load.")
-    assert set(acknowledged) <= set(registered)
+    assert set(load.acknowledged) <= set(registered)
 
 
 # --- autoclean with several name servers -----------------------------------------------------------
