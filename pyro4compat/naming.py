@@ -562,7 +562,8 @@ _OPTIONS: List[Tuple[str, str, Dict[str, Any]]] = [
     ("-n", "--host", dict(dest="host", help="hostname to bind server on")),
     ("-p", "--port", dict(dest="port", type="int", help="port to bind server on (0=random)")),
     ("-u", "--unixsocket", dict(help="Unix domain socket name to bind server on")),
-    ("-s", "--storage", dict(help="Storage system to use (memory, dbm:file, sql:file, postgresql://user@host:port/dbname)", default="memory")),
+    ("-s", "--storage", dict(help="Storage system to use (memory, dbm:file, sql:file, "
+                                  "postgresql://user@host:port/dbname)", default="memory")),
     ("", "--bchost", dict(dest="bchost", help="hostname to bind broadcast server on (default is \"\")")),
     ("", "--bcport", dict(dest="bcport", type="int", help="port to bind broadcast server on (0=random)")),
     ("", "--nathost", dict(dest="nathost", help="external hostname in case of NAT")),
