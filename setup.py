@@ -20,8 +20,8 @@ OPTIONAL["test"] = OPTIONAL["all"] + [
     "pytest>=7",
     "pytest-timeout>=2",
     "hypothesis>=6",
-    "sphinx>=7",
-    "psycopg[binary]>=3.1",  # tests run the postgresql storage against a private PostgreSQL server  # tests/integration/test_docs.py builds docs/ with warnings as errors
+    "sphinx>=7",  # tests/integration/test_docs.py builds docs/ with warnings as errors
+    "psycopg[binary]>=3.1",  # tests run the postgresql storage against a private PostgreSQL server
 ]
 
 setup(
