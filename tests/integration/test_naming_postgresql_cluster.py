@@ -292,3 +292,60 @@ def test_name_server_dying_mid_clean_leaves_nothing_half_done(pg_url):
             assert remove is not None
     finally:
         storage.close()
+
+
+def test_clients_listing_three_name_servers_ride_out_a_sigkill(name_servers):
+    """Issue 21's failover case: clients resolve through NS_HOST listing all three; A dies mid-run.
+
+    No client may go without a successful lookup for longer than one COMMTIMEOUT, and
+    lookups through the survivors see what was registered through A.
+    """
+    from pyro4compat._client import resolve
+
+    commtimeout = 5.0
+    a, b, c = name_servers(3)
+    with a.proxy() as ns_a:
+        for number in range(5):
+            ns_a.register("svc.%d" % number, "PYRO:svc%d@127.0.0.1:%d" % (number, 6000 + number))
+    config.COMMTIMEOUT = commtimeout
+    config.NS_HOST = ",".join(server.uri.rpartition("@")[2] for server in (a, b, c))
+    resolve.failed_hosts.clear()
+    killed = threading.Event()
+    successes_after_kill = threading.Semaphore(0)
+    longest_gaps: List[float] = []
+    failures: List[str] = []
+
+    def client(number: int) -> None:
+        last_success = time.monotonic()
+        longest = 0.0
+        deadline = last_success + 60
+        after_kill = 0
+        while after_kill < 20 and time.monotonic() < deadline:
+            try:
+                uri = resolve._resolve("PYRONAME:svc.%d" % (number % 5))
+            except NamingError as exc:
+                failures.append(str(exc))
+                continue
+            assert uri.port == 6000 + number % 5
+            now = time.monotonic()
+            longest = max(longest, now - last_success)
+            last_success = now
+            if killed.is_set():
+                after_kill += 1
+                successes_after_kill.release()
+        longest_gaps.append(longest)
+
+    try:
+        threads = [threading.Thread(target=client, args=(number,)) for number in range(4)]
+        for thread in threads:
+            thread.start()
+        a.kill()
+        killed.set()
+        for thread in threads:
+            thread.join(70)
+        assert not any(thread.is_alive() for thread in threads)
+    finally:
+        resolve.failed_hosts.clear()
+    assert len(longest_gaps) == 4, failures
+    assert max(longest_gaps) < commtimeout, (longest_gaps, failures[:3])
+    assert successes_after_kill.acquire(blocking=False)
