@@ -67,6 +67,9 @@ def _check_nat(host: Any, unixsocket: Any, nathost: Any, natport: Any):
 class Daemon:
     """Serves registered objects to remote proxies."""
 
+    _transportServerClass: Optional[type] = None  # a subclass's own transport (pyro4compat.aio.Daemon)
+    _pyroRunAsync: Optional[Callable[[Any], Any]] = None  # wraps async def methods (pyro4compat.aio.Daemon)
+
     def __init__(self, host: Optional[str] = None, port: int = 0, unixsocket: Optional[str] = None,
                  nathost: Optional[str] = None, natport: Optional[int] = None,
                  interface: type = DaemonObject, connected_socket: Any = None) -> None:
@@ -85,7 +88,7 @@ class Daemon:
             self.transportServer = SocketServer_ExistingConnection()
             self.transportServer.init(self, connected_socket)
         else:
-            transport = TRANSPORTS.get(config.SERVERTYPE)
+            transport = self._transportServerClass or TRANSPORTS.get(config.SERVERTYPE)
             if transport is None:
                 raise errors.PyroError("invalid server type '%s'" % config.SERVERTYPE)
             self.transportServer = transport()

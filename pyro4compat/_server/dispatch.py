@@ -392,6 +392,8 @@ def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwarg
         data = set_exposed_property_value(obj, vargs[0], vargs[1], only_exposed=config.REQUIRE_EXPOSE)
     else:
         func = getAttribute(obj, method)
+        if daemon._pyroRunAsync is not None:  # pyro4compat.aio: async def methods run on the daemon's loop
+            func = daemon._pyroRunAsync(func)
         if flags & FLAGS_ONEWAY and config.ONEWAY_THREADED:
             _start_oneway(func, vargs, kwargs)
             return _NO_REPLY

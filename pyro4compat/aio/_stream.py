@@ -1,0 +1,128 @@
+"""The client's byte stream: one asyncio connection to a daemon, fed through the shared frame reader.
+
+Theory of operation
+-------------------
+Everything here runs on the event loop that opened the connection; nothing is thread-safe and
+nothing needs to be. :class:`ClientStream` is an ``asyncio.Protocol``. Its ``data_received``
+feeds :class:`~pyro4compat._frames.FrameReader` (the one sans-IO reader every transport uses)
+and turns each complete frame into a :class:`~pyro4compat.message.Message` with the multiplex
+server's ``message_from_frame``; :func:`reply_problem` is the client half of the checks
+``Message.recv`` makes (expected type, HMAC), so no byte is parsed a second way.
+
+Pyro4's protocol has no request ids beyond the 16-bit sequence number, and a daemon answers one
+connection's requests strictly in order. The stream therefore keeps a FIFO of ``(seq, future)``
+for requests that expect a reply: the next reply belongs to the oldest entry. A reply whose
+sequence number differs is Pyro4's "reply sequence out of sync" and fails the connection. A
+waiter that was cancelled (task cancelled, ``asyncio.wait_for`` expired) leaves its entry in the
+queue with its future done: its reply is read off and dropped when it arrives, so it can never be
+handed to a later call, and the connection stays usable.
+
+Any stream error (bad bytes, oversized reply, connection lost) fails every waiting future with
+that error and closes the transport; the proxy then reconnects on its next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any, Deque, Iterable, Optional, Tuple
+
+from .. import _frames, _protocol, errors
+from ..configuration import config
+from ..message import Message
+from ..socketserver.multiplexserver import message_from_frame
+
+__all__ = ["ClientStream", "reply_problem"]
+
+
+def reply_problem(msg: Message, allowed: Iterable[int], hmac_key: Optional[bytes]) -> Optional[Exception]:
+    """What ``Message.recv`` would raise for this received message (wrong type, HMAC), or None."""
+    if msg.type not in allowed:
+        return errors.ProtocolError("invalid msg type %d received" % msg.type)
+    if hmac_key or "HMAC" in msg.annotations:
+        problem = _protocol.hmac_problem(hmac_key, msg.data, msg.annotations)
+        if problem:
+            return errors.SecurityError(problem)
+    return None
+
+
+class ClientStream(asyncio.Protocol):
+    """One connection's reader and writer (see the module docstring for the FIFO rule)."""
+
+    def __init__(self, hmac_key: Optional[bytes]) -> None:
+        self.hmac_key = hmac_key
+        self.transport: Optional[asyncio.Transport] = None
+        self.reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE)
+        self.waiting: Deque[Tuple[int, asyncio.Future]] = collections.deque()
+        self.failure: Optional[BaseException] = None
+        self.objectId: Optional[str] = None   # the object a PYRO: URI named (as SocketConnection has it)
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while self.failure is None:
+            try:
+                frame = self.reader.next_frame()
+            except errors.ProtocolError as exc:   # MessageTooLargeError included
+                self.fail(exc)
+                return
+            if frame is _frames.NEED_DATA:
+                return
+            self._deliver(message_from_frame(frame, self.hmac_key))  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        text = "receiving: connection lost" if exc is None else "receiving: connection lost: %s" % exc
+        self.fail(errors.ConnectionClosedError(text))
+
+    # --- used by the proxy --------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        return self.failure is None and self.transport is not None and not self.transport.is_closing()
+
+    def send(self, data: Any) -> None:
+        """``Message.send`` target: queue bytes on the transport (never blocks, never partial)."""
+        if not self.usable:
+            raise self.failure or errors.ConnectionClosedError("sending: connection lost")
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def send_buffers(self, buffers: Iterable[Any]) -> None:
+        if not self.usable:
+            raise self.failure or errors.ConnectionClosedError("sending: connection lost")
+        self.transport.writelines(buffers)  # type: ignore[union-attr]
+
+    def expect(self, seq: int) -> "asyncio.Future[Message]":
+        """A future for the reply to the request with ``seq`` that is about to be (or was just) sent."""
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.waiting.append((seq, future))
+        return future
+
+    def fail(self, exc: BaseException) -> None:
+        """Fail every waiter with ``exc`` and close: the stream position is lost."""
+        if self.failure is None:
+            self.failure = exc
+        waiting, self.waiting = self.waiting, collections.deque()
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def close(self) -> None:
+        self.fail(errors.ConnectionClosedError("the proxy's connection was released"))
+
+    def _deliver(self, msg: Message) -> None:
+        if not self.waiting:
+            self.fail(errors.ProtocolError("unexpected message from the daemon (no call waiting), seq %d" % msg.seq))
+            return
+        seq, future = self.waiting.popleft()
+        if msg.seq != seq:
+            self.waiting.appendleft((seq, future))
+            self.fail(errors.ProtocolError("invoke: reply sequence out of sync, got %d expected %d" % (msg.seq, seq)))
+            return
+        if not future.done():    # done: its caller gave up (cancelled, timed out); drop the stale reply
+            future.set_result(msg)

@@ -1,0 +1,474 @@
+"""The asyncio transport under ``aio.Daemon``: one event loop reads, a worker pool dispatches.
+
+Theory of operation
+-------------------
+**On the loop** (the loop that runs ``await daemon.serve()``): accepting, TLS (asyncio's own),
+reading, framing and validation, writing, COMMTIMEOUT sweeps, and ``async def`` methods. Each
+connection is an ``asyncio.Protocol`` (:class:`_Connection`) whose ``data_received`` feeds the
+shared :class:`~pyro4compat._frames.FrameReader` and checks each frame with the multiplex
+server's ``frame_problem``/``message_from_frame``: the same single receive path, so a slow sender
+costs a few bytes of buffer, never a thread. All protocol state is touched on the loop only.
+
+**On workers** (an ``_Executor`` from :mod:`pyro4compat.futures`, soft limit ``THREADPOOL_SIZE``,
+idle workers exit): every complete message goes to the daemon's dispatch exactly as on the
+thread and multiplex servers (``daemon._handshake_message`` / ``_handle_message`` /
+``_handle_oversized``), so decoding, instance modes, ``current_context``, ``@callback``,
+oneway calls, streams and error replies behave the same. Plain methods therefore never stall the
+loop. An ``async def`` method is handed back to the loop by ``aio.Daemon._pyroRunAsync`` and its
+worker waits for it (see docs/asyncio.rst for why, and what that costs).
+
+**Order and back-pressure**: a connection has at most one message being dispatched; further
+complete messages queue on the connection (reading pauses past ``_MAX_QUEUED``). A worker's
+replies are collected in the connection's outbox and written by the loop in the same callback
+that marks the message done (one wake-up of the loop per request). While the transport's write
+buffer is over its high-water mark (a client that does not read) no further message of that
+connection is dispatched; with COMMTIMEOUT set such a client, and one that stalls mid-message
+or before its handshake, is closed after that long.
+
+**Shutdown**: ``begin_shutdown`` stops accepting at once; ``serve`` answers what is in flight
+for up to ``SHUTDOWN_GRACE`` seconds, then closes every connection and returns. ``close`` skips
+the grace. Both are safe from any thread, including a worker serving a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Callable, Deque, List, Optional, Set
+
+from .. import _frames, _protocol, errors
+from .._sockio import SocketConnection
+from ..configuration import config
+from ..futures import HARD_LIMIT, _Executor
+from ..socketserver import (_client_disconnect, _close_listener, _housekeeping_interval, _listen,
+                            _log_handshake_error, _log_request_error, _poll_timeout, _ReplayConnection,
+                            _shutdown_grace)
+from ..socketserver.multiplexserver import frame_problem, message_from_frame
+
+__all__ = ["AsyncioServer"]
+
+log = logging.getLogger("Pyro4.aioserver")
+
+_MAX_QUEUED = 8          # complete messages a connection may have waiting before its reading pauses
+_CLOSE = object()        # a work item's verdict: close the connection after its replies
+_DRAIN_POLL = 0.02
+
+
+class AioConnection(SocketConnection):
+    """What dispatch and user code see as the client connection (``current_context.client``).
+
+    Same attributes as a ``SocketConnection`` (``pyroInstances``, ``tracked_resources``,
+    ``sock``, ``peer_address()``, ``family()``, ``getpeercert()``); ``send`` from the worker that
+    serves this connection's message goes to the outbox, from anywhere else straight to the loop.
+    """
+
+    def __init__(self, owner: "_Connection", transport: Any) -> None:
+        super().__init__(transport.get_extra_info("socket"))
+        self._owner = owner
+        self._transport = transport
+        self._outbox: List[bytes] = []
+        self.worker: Optional[int] = None
+        peer = transport.get_extra_info("peername")
+        if peer is not None:
+            self._peer = (self.sock, peer)
+
+    def send(self, data: Any) -> None:
+        if self._owner.lost:
+            raise errors.ConnectionClosedError("sending: connection lost")
+        if self.worker == threading.get_ident():
+            self._outbox.append(bytes(data))
+        else:
+            self._owner.server.call_soon(self._owner.write, [bytes(data)])
+
+    def send_buffers(self, buffers: Any) -> None:
+        for buffer in buffers:
+            self.send(buffer)
+
+    def recv(self, size: int) -> bytes:
+        raise errors.ProtocolError("the asyncio transport receives on its event loop, not through recv")
+
+    def take_outbox(self) -> List[bytes]:
+        outbox, self._outbox = self._outbox, []
+        return outbox
+
+    def close(self) -> None:
+        self._owner.server.call_soon(self._owner.close_now)
+
+    def __del__(self) -> None:
+        pass
+
+    def getpeercert(self) -> Any:
+        ssl_object = self._transport.get_extra_info("ssl_object")
+        return ssl_object.getpeercert() if ssl_object is not None else None
+
+    def setTimeout(self, timeout: Optional[float]) -> None:
+        pass  # COMMTIMEOUT is enforced by the server's sweep
+
+    def getTimeout(self) -> Optional[float]:
+        return config.COMMTIMEOUT or None
+
+    timeout = property(getTimeout, setTimeout)
+
+
+class _Connection(asyncio.Protocol):
+    """One client: framing on the loop, one message at a time to the workers (module docstring)."""
+
+    def __init__(self, server: "AsyncioServer") -> None:
+        self.server = server
+        self.daemon = server.daemon
+        self.reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
+        self.queue: Deque[Callable[[], Any]] = collections.deque()
+        self.frames = 0              # frames seen: the first must be the CONNECT
+        self.connected = False
+        self.busy = False
+        self.lost = False
+        self.reading_paused = False
+        self.write_paused_at: Optional[float] = None
+        self.heard_at = time.monotonic()
+        self.transport: Any = None
+        self.conn: Any = None
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.conn = AioConnection(self, transport)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard_at = time.monotonic()
+        self.reader.feed(data)
+        while not self.lost:
+            try:
+                frame = self.reader.next_frame()
+            except errors.ProtocolError as exc:
+                self.queue.append(lambda exc=exc: self._reject(exc))   # type: ignore[misc]
+                self.transport.pause_reading()    # nothing after this is read
+                self.reading_paused = True
+                break
+            if frame is _frames.NEED_DATA:
+                break
+            self.frames += 1
+            self.queue.append(self._work_for(frame, self.frames == 1))
+        if len(self.queue) >= _MAX_QUEUED and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self.kick()
+
+    def eof_received(self) -> Optional[bool]:
+        return None   # close our side too
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost = True
+        self.server.connections.discard(self)
+        self.queue.clear()
+        if not self.busy:
+            self._gone()
+
+    def pause_writing(self) -> None:
+        self.write_paused_at = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        self.kick()
+
+    # --- work ------------------------------------------------------------------------------------
+
+    def _work_for(self, frame: Any, first: bool) -> Callable[[], Any]:
+        daemon = self.daemon
+        if isinstance(frame, _frames.Oversized):
+            return lambda: self._oversized(frame.header)
+        hmac_key = daemon._pyroHmacKey
+        problem = frame_problem(frame, not first, hmac_key)
+        msg = message_from_frame(frame, hmac_key)
+        if problem is not None:
+            problem.pyroMsg = msg  # type: ignore[attr-defined]
+            return lambda: self._reject(problem)
+        if first:
+            return lambda: daemon._handshake_message(self.conn, msg) or _CLOSE
+        return lambda: daemon._handle_message(self.conn, msg)
+
+    def kick(self) -> None:
+        """Hand the next queued message to a worker, unless one is in flight or writing is stuck."""
+        if self.busy or self.lost or self.write_paused_at is not None or not self.queue:
+            return
+        work = self.queue.popleft()
+        self.busy = True
+        if self.reading_paused and len(self.queue) < _MAX_QUEUED // 2 and not self.server.stopping:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        self.server.pool.submit(lambda: self._run(work))
+
+    def _run(self, work: Callable[[], Any]) -> None:
+        """On a worker: one message through the daemon; then back to the loop with the replies."""
+        conn = self.conn
+        conn.worker = threading.get_ident()
+        verdict = None
+        try:
+            verdict = work()
+        except BaseException as exc:   # as Pyro4: a remote sys.exit() ends this connection, not the server
+            if self.connected:
+                _log_request_error(log, exc, self.conn)
+            else:
+                _log_handshake_error(log, exc)
+            verdict = _CLOSE
+        finally:
+            conn.worker = None
+            self.server.call_soon(self._done, conn.take_outbox(), verdict)
+
+    def _done(self, outbox: List[bytes], verdict: Any) -> None:
+        self.busy = False
+        if outbox:
+            self.write(outbox)
+        if verdict is _CLOSE:
+            self.close_now()
+        elif self.frames and not self.connected and not self.lost:
+            self.connected = True    # the handshake (the first message) was accepted
+        if self.lost:
+            self._gone()
+        else:
+            self.kick()
+
+    def write(self, chunks: List[bytes]) -> None:
+        if not self.transport.is_closing():
+            self.transport.writelines(chunks) if len(chunks) > 1 else self.transport.write(chunks[0])
+
+    def _oversized(self, header: _protocol.Header) -> Any:
+        exc = errors.MessageTooLargeError(_protocol.max_size_text(header.total_size, self.reader.max_message_size))
+        exc.pyroMsg = message_from_frame(_frames.Frame(header, {}, b""), None)  # type: ignore[attr-defined]
+        exc._pyroDiscarded = True  # type: ignore[attr-defined]
+        if not self.connected:
+            return self._reject(exc)
+        log.error("connection %s: %s", self.conn, exc)
+        self.daemon._handle_oversized(self.conn, exc)
+        return None
+
+    def _reject(self, exc: Exception) -> Any:
+        """A receive error (on a worker): CONNECTFAIL before the handshake, as Pyro4; then close."""
+        if isinstance(exc, errors.MessageTooLargeError):
+            log.error("connection %s: %s", self.conn, exc)
+        if not self.connected:
+            try:
+                self.daemon._handshake(_ReplayConnection(self.conn, error=exc))
+            except Exception as problem:
+                _log_handshake_error(log, problem)
+        else:
+            _log_request_error(log, exc, self.conn)
+        return _CLOSE
+
+    def stalled(self, now: float, commtimeout: float) -> bool:
+        """Silent for COMMTIMEOUT mid-message or before the handshake, or not reading its replies."""
+        if self.write_paused_at is not None and now - self.write_paused_at > commtimeout:
+            return True
+        if self.busy or self.queue:
+            return False
+        return now - self.heard_at > commtimeout and (self.frames == 0 or self.reader.in_frame)
+
+    def close_now(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _gone(self) -> None:
+        """The connection ended and no message of it is in flight: the daemon's hook, once."""
+        if self.connected:
+            self.connected = False
+            conn, daemon = self.conn, self.daemon
+
+            def disconnect() -> None:
+                _client_disconnect(log, daemon, conn)
+                conn._release_session()
+
+            self.server.pool.submit(disconnect)
+        else:
+            self.conn._release_session()
+
+
+class AsyncioServer:
+    """Transport server for ``aio.Daemon``: listening socket made at once, served by :meth:`serve`."""
+
+    def __init__(self) -> None:
+        self.sock: Any = None
+        self.daemon: Any = None
+        self.locationStr: Optional[str] = None
+        self.connections: Set[_Connection] = set()
+        self.pool = _Executor(soft_limit=max(config.THREADPOOL_SIZE, 1),
+                              hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), name="pyro4compat-aio")
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop_thread: Optional[threading.Thread] = None
+        self.stopped = threading.Event()
+        self.stopped.set()
+        self.stopping = False
+        self.grace = 0.0
+        self._tls: Any = None
+        self._unix = False
+        self._closed = False
+        self._drain_until: Optional[float] = None
+        self._wake: Optional[asyncio.Event] = None
+        self._server: Any = None          # the asyncio Server while serving
+        self._sockname: Any = None
+
+    def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
+        log.info("starting asyncio socketserver")
+        self.daemon = daemon
+        self.grace = _shutdown_grace()
+        self.sock, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
+        self._unix = bool(unixsocket)
+        self._sockname = self.sock.getsockname()
+
+    def __repr__(self) -> str:
+        return "<%s on %s; %d connections>" % (type(self).__name__, self.locationStr, len(self.connections))
+
+    @property
+    def sockets(self) -> List[Any]:
+        listener = [self.sock] if self.sock is not None else []
+        return listener + [c.conn.sock for c in list(self.connections)]
+
+    # --- serving --------------------------------------------------------------------------------
+
+    async def serve(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        """Serve on the running loop until shut down, closed, or ``loopCondition()`` turns false."""
+        if self._closed or self.sock is None:
+            raise errors.PyroError("cannot serve a closed daemon")
+        if self.loop is not None:
+            raise errors.PyroError("this daemon is already being served")
+        loop = asyncio.get_running_loop()
+        self.loop, self.loop_thread, self._wake = loop, threading.current_thread(), asyncio.Event()
+        self.stopped.clear()
+        options = dict(sock=self.sock, ssl=self._tls, backlog=socket.SOMAXCONN)
+        if self._tls is not None:
+            options["ssl_handshake_timeout"] = config.COMMTIMEOUT or None
+        try:
+            make = loop.create_unix_server if self._unix else loop.create_server
+            self._server = await make(lambda: _Connection(self), **options)  # type: ignore[operator]
+        except BaseException:
+            self.loop = None
+            self.stopped.set()
+            raise
+        try:
+            await self._run(loopCondition)
+        finally:
+            self._stop_accepting()
+            for connection in list(self.connections):
+                connection.transport.abort()
+            self.connections.clear()
+            self._closed = True
+            self.loop = None
+            self.stopped.set()
+
+    async def _run(self, loopCondition: Callable[[], bool]) -> None:
+        commtimeout = config.COMMTIMEOUT
+        next_housekeeping = time.monotonic() + _housekeeping_interval()
+        next_sweep = time.monotonic() + commtimeout / 4.0 if commtimeout else float("inf")
+        while not self._closed:
+            now = time.monotonic()
+            if self._drain_until is not None:
+                if now >= self._drain_until or not any(c.busy or c.queue for c in self.connections):
+                    return
+                timeout = _DRAIN_POLL
+            else:
+                if not loopCondition():
+                    return
+                timeout = max(min(next_housekeeping, next_sweep) - now, 0.0)
+                poll = _poll_timeout()
+                timeout = timeout if poll is None else min(timeout, poll)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)  # type: ignore[union-attr]
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()  # type: ignore[union-attr]
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + max(commtimeout / 4.0, 0.05)
+                self._sweep(now, commtimeout)
+            if now >= next_housekeeping and self._drain_until is None:
+                next_housekeeping = now + _housekeeping_interval()
+                self.pool.submit(self._housekeeping)
+
+    def _housekeeping(self) -> None:
+        try:
+            self.daemon._housekeeping()
+        except Exception as exc:
+            log.warning("error during housekeeping: %s", exc)
+
+    def _sweep(self, now: float, commtimeout: float) -> None:
+        for connection in [c for c in self.connections if c.stalled(now, commtimeout)]:
+            if connection.write_paused_at is not None or connection.frames:
+                connection.transport.abort()   # not reading, or part-way after the handshake
+            else:
+                connection.queue.append(lambda c=connection: c._reject(errors.TimeoutError("receiving: timeout")))
+                connection.kick()
+
+    # --- from any thread -------------------------------------------------------------------------
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the serving loop (dropped once the loop is gone)."""
+        loop = self.loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            pass   # the loop closed meanwhile: so did every connection
+
+    def on_loop(self) -> bool:
+        return self.loop_thread is threading.current_thread() and self.loop is not None
+
+    def begin_shutdown(self) -> bool:
+        """Stop accepting now; True when a running ``serve`` will answer what is in flight and return."""
+        self.stopping = True
+        if self.loop is None:
+            self.close()
+            return False
+        self._drain_until = time.monotonic() + self.grace
+        self.call_soon(self._stop_listening)
+        return True
+
+    def _stop_listening(self) -> None:
+        for connection in list(self.connections):
+            if not connection.busy and not connection.queue:
+                connection.close_now()
+        self._stop_accepting()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _stop_accepting(self) -> None:
+        """Close the listening socket (on the loop, through asyncio's server while serving)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        _close_listener(self.sock)
+        if isinstance(self._sockname, str) and self._sockname and os.path.exists(self._sockname):
+            try:
+                os.remove(self._sockname)
+            except OSError:
+                pass
+
+    def shutdown(self) -> bool:
+        """``core.Daemon.shutdown`` protocol (aio.Daemon overrides shutdown and uses begin_shutdown)."""
+        return self.begin_shutdown()
+
+    def serving_here(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Close everything, at once; safe from any thread."""
+        self._closed = True
+        if self.loop is None:
+            if self.sock is not None:
+                _close_listener(self.sock)
+            return
+        self.call_soon(self._wake.set)  # type: ignore[union-attr]
+
+    def loop_forever(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        asyncio.run(self.serve(loopCondition))
+
+    def events(self, eventsockets: Any) -> None:
+        raise TypeError("the asyncio server is driven by its event loop: await daemon.serve()")
+
+    def combine_loop(self, server: Any) -> None:
+        raise TypeError("cannot combine with the asyncio server: serve each daemon as its own task")
