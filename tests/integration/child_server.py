@@ -62,12 +62,16 @@ def read_status(pid: Any) -> Dict[str, int]:
 def main(argv: list) -> int:
     kind, port = argv[1], int(argv[2])
     storage = argv[3] if len(argv) > 3 else None
+    ns_class, daemon_class = naming.NameServerDaemon, Pyro4.Daemon
+    if Pyro4.config.SERVERTYPE == "asyncio":    # pyro4compat.aio's daemons, served by requestLoop
+        from pyro4compat import aio
+        ns_class, daemon_class = aio.NameServerDaemon, aio.Daemon
     if kind == "ns":
-        daemon: Any = naming.NameServerDaemon(host="127.0.0.1", port=port, storage=storage)
+        daemon: Any = ns_class(host="127.0.0.1", port=port, storage=storage)
         uri = daemon.uriFor(daemon.nameserver)
         daemon.register(Target(), OBJECT_ID)
     else:
-        daemon = Pyro4.Daemon(host="127.0.0.1", port=port)
+        daemon = daemon_class(host="127.0.0.1", port=port)
         uri = daemon.register(Target(), OBJECT_ID)
     loop = threading.Thread(target=daemon.requestLoop, daemon=True)
     loop.start()
