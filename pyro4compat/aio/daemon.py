@@ -29,7 +29,7 @@ import contextvars
 import functools
 import inspect
 import threading
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from .. import errors
 from .._context import _CallContext
@@ -39,8 +39,24 @@ from .server import AsyncioServer
 
 __all__ = ["Daemon", "current_context"]
 
-_task_context: "contextvars.ContextVar[Optional[_CallContext]]" = contextvars.ContextVar(
+_task_context: "contextvars.ContextVar[Optional[_TaskContext]]" = contextvars.ContextVar(
     "pyro4compat_aio_call_context", default=None)
+
+
+class _TaskContext:
+    """A call context owned by one task: ``_CallContext``'s fields and methods, not thread-local."""
+
+    correlation_id = _CallContext.correlation_id
+    _set_correlation_bytes = _CallContext._set_correlation_bytes
+    _correlation_bytes = _CallContext._correlation_bytes
+    _snapshot = _CallContext._snapshot
+    _restore = _CallContext._restore
+    to_global = _CallContext.to_global
+    track_resource = _CallContext.track_resource
+    untrack_resource = _CallContext.untrack_resource
+
+    def __init__(self, snapshot: Tuple[Any, ...]) -> None:
+        self._restore(snapshot)
 
 
 class _ContextView:
@@ -76,11 +92,19 @@ def _kind(func: Any) -> int:
 _KINDS: Dict[Any, int] = {}
 
 
-async def _in_context(coro: Any, snapshot: Tuple[Any, ...], context: _CallContext) -> Any:
-    """Run ``coro`` as its own task with the worker's call context (both forms, see the module)."""
+async def _in_context(coro: Any, snapshot: Tuple[Any, ...], context: _TaskContext, running: Set[Any]) -> Any:
+    """Run ``coro`` as its own task with the worker's call context (both forms, see the module).
+
+    ``running`` is the transport's set of calls in progress, which a shutdown lets finish first.
+    """
     _task_context.set(context)
     _thread_context._restore(snapshot)
-    return await coro
+    token = object()
+    running.add(token)
+    try:
+        return await coro
+    finally:
+        running.discard(token)
 
 
 class _AsyncGenIterator:
@@ -167,10 +191,9 @@ class Daemon(_CoreDaemon):
 
         @functools.wraps(func)
         def run_on_loop(*args: Any, **kwargs: Any) -> Any:
-            context = _CallContext()
             snapshot = _thread_context._snapshot()
-            context._restore(snapshot)
-            future = asyncio.run_coroutine_threadsafe(_in_context(func(*args, **kwargs), snapshot, context), loop)
+            context = _TaskContext(snapshot)
+            future = asyncio.run_coroutine_threadsafe(_in_context(func(*args, **kwargs), snapshot, context, transport.running), loop)
             result = future.result()
             _thread_context.response_annotations = context.response_annotations
             return result

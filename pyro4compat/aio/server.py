@@ -211,7 +211,8 @@ class _Connection(asyncio.Protocol):
         verdict = None
         try:
             verdict = work()
-        except BaseException as exc:   # as Pyro4: a remote sys.exit() ends this connection, not the server
+        except BaseException as exc:   # as Pyro4: a remote sys.exit()
+            import traceback; traceback.print_exc()  # DEBUG ends this connection, not the server
             if self.connected:
                 _log_request_error(log, exc, self.conn)
             else:
@@ -296,6 +297,7 @@ class AsyncioServer:
         self.daemon: Any = None
         self.locationStr: Optional[str] = None
         self.connections: Set[_Connection] = set()
+        self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
         self.pool = _Executor(soft_limit=max(config.THREADPOOL_SIZE, 1),
                               hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), name="pyro4compat-aio")
         self.loop: Optional[asyncio.AbstractEventLoop] = None
@@ -367,7 +369,7 @@ class AsyncioServer:
         while not self._closed:
             now = time.monotonic()
             if self._drain_until is not None:
-                if now >= self._drain_until or not any(c.busy or c.queue for c in self.connections):
+                if now >= self._drain_until or not (self.running or any(c.busy or c.queue for c in self.connections)):
                     return
                 timeout = _DRAIN_POLL
             else:
