@@ -56,6 +56,7 @@ class ClientStream(asyncio.Protocol):
         self.waiting: Deque[Tuple[int, asyncio.Future]] = collections.deque()
         self.failure: Optional[BaseException] = None
         self.objectId: Optional[str] = None   # the object a PYRO: URI named (as SocketConnection has it)
+        self.lost = asyncio.Event()
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class ClientStream(asyncio.Protocol):
             self._deliver(message_from_frame(frame, self.hmac_key))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.set()
         text = "receiving: connection lost" if exc is None else "receiving: connection lost: %s" % exc
         self.fail(errors.ConnectionClosedError(text))
 
@@ -114,6 +116,15 @@ class ClientStream(asyncio.Protocol):
 
     def close(self) -> None:
         self.fail(errors.ConnectionClosedError("the proxy's connection was released"))
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until the transport is really gone (TLS says goodbye first); abort past ``timeout``."""
+        if self.transport is None:
+            return
+        try:
+            await asyncio.wait_for(self.lost.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.transport.abort()
 
     def _deliver(self, msg: Message) -> None:
         if not self.waiting:

@@ -165,7 +165,7 @@ class Daemon(_CoreDaemon):
         if not transport.begin_shutdown():
             self.close()
             return
-        if not transport.on_loop() and transport.pool.name not in threading.current_thread().name:
+        if not transport.on_loop() and not transport.serving_here():
             transport.stopped.wait(transport.grace + 5)
 
     async def __aenter__(self) -> "Daemon":
@@ -183,7 +183,7 @@ class Daemon(_CoreDaemon):
         if not kind:
             return func
         transport = self.transportServer
-        loop = transport.loop if transport is not None else None
+        loop = transport.evloop if transport is not None else None
         if loop is None:
             raise errors.DaemonError("async method called while the daemon is not being served")
         if kind == 2:

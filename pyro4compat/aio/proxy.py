@@ -53,6 +53,7 @@ __all__ = ["Proxy", "BatchProxy", "RemoteIterator"]
 log = logging.getLogger("Pyro4.core")
 
 RECONNECT_DELAY = 2.0
+CLOSE_WAIT = 2.0  # seconds async with waits for a released connection to close
 _CONNECT_REPLIES = (MSG_CONNECTOK, MSG_CONNECTFAIL)
 _RESULT_REPLIES = (MSG_RESULT,)
 
@@ -135,7 +136,14 @@ class Proxy:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        await self._pyroReleaseAndWait()
+
+    async def _pyroReleaseAndWait(self, timeout: float = CLOSE_WAIT) -> None:
+        """``_pyroRelease``, then wait (at most ``timeout`` s) until the socket is closed, TLS goodbye included."""
+        conn = self._pyroConnection
         self._pyroRelease()
+        if conn is not None:
+            await conn.wait_closed(timeout)
 
     def __copy__(self) -> "Proxy":
         duplicate = type(self)(self._pyroUri)

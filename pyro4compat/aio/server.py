@@ -300,7 +300,7 @@ class AsyncioServer:
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
         self.pool = _Executor(soft_limit=max(config.THREADPOOL_SIZE, 1),
                               hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), name="pyro4compat-aio")
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.evloop: Optional[asyncio.AbstractEventLoop] = None
         self.loop_thread: Optional[threading.Thread] = None
         self.stopped = threading.Event()
         self.stopped.set()
@@ -336,10 +336,10 @@ class AsyncioServer:
         """Serve on the running loop until shut down, closed, or ``loopCondition()`` turns false."""
         if self._closed or self.sock is None:
             raise errors.PyroError("cannot serve a closed daemon")
-        if self.loop is not None:
+        if self.evloop is not None:
             raise errors.PyroError("this daemon is already being served")
         loop = asyncio.get_running_loop()
-        self.loop, self.loop_thread, self._wake = loop, threading.current_thread(), asyncio.Event()
+        self.evloop, self.loop_thread, self._wake = loop, threading.current_thread(), asyncio.Event()
         self.stopped.clear()
         options = dict(sock=self.sock, ssl=self._tls, backlog=socket.SOMAXCONN)
         if self._tls is not None:
@@ -348,7 +348,7 @@ class AsyncioServer:
             make = loop.create_unix_server if self._unix else loop.create_server
             self._server = await make(lambda: _Connection(self), **options)  # type: ignore[operator]
         except BaseException:
-            self.loop = None
+            self.evloop = None
             self.stopped.set()
             raise
         try:
@@ -359,7 +359,7 @@ class AsyncioServer:
                 connection.transport.abort()
             self.connections.clear()
             self._closed = True
-            self.loop = None
+            self.evloop = None
             self.stopped.set()
 
     async def _run(self, loopCondition: Callable[[], bool]) -> None:
@@ -409,7 +409,7 @@ class AsyncioServer:
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` on the serving loop (dropped once the loop is gone)."""
-        loop = self.loop
+        loop = self.evloop
         if loop is None:
             return
         try:
@@ -418,12 +418,12 @@ class AsyncioServer:
             pass   # the loop closed meanwhile: so did every connection
 
     def on_loop(self) -> bool:
-        return self.loop_thread is threading.current_thread() and self.loop is not None
+        return self.loop_thread is threading.current_thread() and self.evloop is not None
 
     def begin_shutdown(self) -> bool:
         """Stop accepting now; True when a running ``serve`` will answer what is in flight and return."""
         self.stopping = True
-        if self.loop is None:
+        if self.evloop is None:
             self.close()
             return False
         self._drain_until = time.monotonic() + self.grace
@@ -455,18 +455,20 @@ class AsyncioServer:
         return self.begin_shutdown()
 
     def serving_here(self) -> bool:
-        return False
+        """Is the calling thread one of this server's workers (a call asking for shutdown)?"""
+        return threading.current_thread().name.startswith(self.pool.name + "-")
 
     def close(self) -> None:
         """Close everything, at once; safe from any thread."""
         self._closed = True
-        if self.loop is None:
+        if self.evloop is None:
             if self.sock is not None:
                 _close_listener(self.sock)
             return
         self.call_soon(self._wake.set)  # type: ignore[union-attr]
 
-    def loop_forever(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+    def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        """``core.Daemon.requestLoop``'s entry: serve on a new event loop in this thread."""
         asyncio.run(self.serve(loopCondition))
 
     def events(self, eventsockets: Any) -> None:

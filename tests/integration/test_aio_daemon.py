@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import threading
@@ -172,11 +173,16 @@ def test_instance_modes():
         async def ident(self) -> int:
             return id(self)
 
+    made = itertools.count()
+
     @core.behavior(instance_mode="session")
     @core.expose
     class Session:
+        def __init__(self) -> None:
+            self.number = next(made)   # not id(): a dropped session's address may be reused
+
         def ident(self) -> int:
-            return id(self)
+            return self.number
 
     @core.behavior(instance_mode="percall")
     @core.expose
