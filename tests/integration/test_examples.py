@@ -23,6 +23,13 @@ EXAMPLE_TIMEOUT = 50
 # An example not listed here must still exit 0 and print something.
 EXPECTED = {
     "quickstart.py": ["done: every call went over protocol 48"],
+    "asyncio_server.py": ["they overlapped on the loop: yes", "meanwhile: answered while a worker hashes",
+                          "ticks: [0, 1, 2, 3, 4]", "asyncio server example done"],
+    "asyncio_client.py": ["200 concurrent takes on one proxy, last answer: 800 | distinct answers: 200",
+                          "gave up waiting for slow_count", "next call still gets its own answer: 2",
+                          "motto now: keep calm and take pears", "batch results: [1, 700]",
+                          "items: ['apple', 'pear']", "with _pyroTimeout: TimeoutError receiving: timeout",
+                          "asyncio client example done"],
     "batch.py": ["batch results: [10, 20, 30, 40, 50]", "the batch stopped at: ZeroDivisionError",
                  "asynchronous batch results: [42]", "batch example done"],
     "async_calls.py": ["chained: BAKED BREAD!", "value raised: the pizza caught fire", "async example done"],
