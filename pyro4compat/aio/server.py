@@ -39,7 +39,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Set
+from typing import Any, Callable, Deque, List, Optional, Set, Tuple
 
 from .. import _frames, _protocol, errors
 from .._sockio import SocketConnection
@@ -220,7 +220,7 @@ class _Connection(asyncio.Protocol):
             verdict = _CLOSE
         finally:
             conn.worker = None
-            self.server.call_soon(self._done, conn.take_outbox(), verdict)
+            self.server.complete(self._done, conn.take_outbox(), verdict)
 
     def _done(self, outbox: List[bytes], verdict: Any) -> None:
         self.busy = False
@@ -298,6 +298,9 @@ class AsyncioServer:
         self.locationStr: Optional[str] = None
         self.connections: Set[_Connection] = set()
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
+        self._completed: List[Tuple[Callable[..., Any], tuple]] = []   # workers' results for the loop
+        self._completed_lock = threading.Lock()
+        self._completion_pending = False
         self.pool = _Executor(soft_limit=max(config.THREADPOOL_SIZE, 1),
                               hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), name="pyro4compat-aio")
         self.evloop: Optional[asyncio.AbstractEventLoop] = None
@@ -416,6 +419,26 @@ class AsyncioServer:
             loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:
             pass   # the loop closed meanwhile: so did every connection
+
+    def complete(self, callback: Callable[..., Any], *args: Any) -> None:
+        """From a worker: run ``callback(*args)`` on the loop. Completions that arrive while the
+        loop has not yet run the previous ones join that batch: one loop wake-up for all of them."""
+        with self._completed_lock:
+            self._completed.append((callback, args))
+            if self._completion_pending:
+                return
+            self._completion_pending = True
+        self.call_soon(self._run_completed)
+
+    def _run_completed(self) -> None:
+        while True:
+            with self._completed_lock:
+                if not self._completed:
+                    self._completion_pending = False
+                    return
+                batch, self._completed = self._completed, []
+            for callback, args in batch:
+                callback(*args)
 
     def on_loop(self) -> bool:
         return self.loop_thread is threading.current_thread() and self.evloop is not None
