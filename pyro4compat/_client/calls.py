@@ -20,7 +20,7 @@ from ..futures import FutureResult, _submit
 from ..message import FLAGS_ONEWAY
 
 __all__ = ["_RemoteMethod", "_BatchedRemoteMethod", "_BatchProxyAdapter", "_AsyncRemoteMethod",
-           "_StreamResultIterator", "batch", "asyncproxy"]
+           "_StreamResultIterator", "batch", "asyncproxy", "batch_results"]
 
 log = logging.getLogger("Pyro4.core")
 
@@ -85,14 +85,6 @@ class _BatchProxyAdapter:
         duplicate.__calls = list(self.__calls)
         return duplicate
 
-    @staticmethod
-    def __results(results: Any) -> Iterator[Any]:
-        for result in results:
-            if isinstance(result, _ExceptionWrapper):
-                result.raiseIt()  # the server stopped the batch here
-            else:
-                yield result
-
     def __call__(self, oneway: bool = False, asynchronous: bool = False) -> Any:
         if oneway and asynchronous:
             raise errors.PyroError("async oneway calls make no sense")
@@ -103,14 +95,23 @@ class _BatchProxyAdapter:
         results = self.__proxy._pyroInvokeBatch(self.__calls, oneway)
         self.__calls = []
         if not oneway:
-            return self.__results(results)
+            return batch_results(results)
         return None
 
     def _pyroInvoke(self, name: str, args: Any, kwargs: Any) -> Any:
         # Used by the asynchronous path: the arguments are ignored, the batch is the call.
         results = self.__proxy._pyroInvokeBatch(self.__calls)
         self.__calls = []
-        return self.__results(results)
+        return batch_results(results)
+
+
+def batch_results(results: Any) -> Iterator[Any]:
+    """A batch's results one by one, raising where the server stopped the batch (Pyro4's rule)."""
+    for result in results:
+        if isinstance(result, _ExceptionWrapper):
+            result.raiseIt()
+        else:
+            yield result
 
 
 class _AsyncRemoteMethod:

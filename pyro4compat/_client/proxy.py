@@ -26,7 +26,7 @@ import marshal
 import ssl
 import threading
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 from .. import constants, errors, socketutil
 from .._busypoll import begin_work, end_work
@@ -39,7 +39,7 @@ from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITE
                        FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY, MSG_INVOKE, MSG_RESULT, Message, log_wiredata)
 from .blob import SerializedBlob
 from .calls import _AsyncRemoteMethod, _BatchProxyAdapter, _RemoteMethod, _StreamResultIterator
-from .connect import open_connection
+from .connect import metadata_sets, open_connection
 
 __all__ = ["Proxy"]
 
@@ -307,14 +307,8 @@ class Proxy:
             raise
 
     def __processMetadata(self, metadata: Any) -> None:
-        if not metadata:
-            return
-        self._pyroOneway = set(metadata["oneway"])
-        self._pyroMethods = set(metadata["methods"])
-        self._pyroAttrs = set(metadata["attrs"])
-        if not self._pyroMethods and not self._pyroAttrs:
-            raise errors.PyroError("remote object doesn't expose any methods or attributes. "
-                                   "Did you forget setting @expose on them?")
+        if metadata:
+            self._pyroOneway, self._pyroMethods, self._pyroAttrs = metadata_sets(metadata)
 
     # --- calls ---------------------------------------------------------------------------------
 
@@ -410,19 +404,26 @@ class Proxy:
         """Check the daemon's handshake reply; raise to refuse the connection."""
 
     def __annotations(self, clear: bool = True) -> Dict[str, bytes]:
-        context = current_context  # one thread-local object, read once
-        annotations = context.annotations
-        corr = context.correlation_id
-        if corr:
-            annotations["CORR"] = corr.bytes
-        elif annotations:
-            annotations.pop("CORR", None)
-        extra = self._pyroAnnotations()
-        if extra:
-            annotations.update(extra)
-        if clear:
-            context.annotations = {}
-        return annotations
+        return request_annotations(self._pyroAnnotations, clear)
+
+
+def request_annotations(hook: Callable[[], Dict[str, bytes]], clear: bool = True) -> Dict[str, bytes]:
+    """A request's annotations: this thread's ``current_context.annotations`` (consumed unless
+    ``clear`` is false), its ``correlation_id`` as CORR, and what the proxy's ``_pyroAnnotations``
+    hook adds."""
+    context = current_context  # one thread-local object, read once
+    annotations = context.annotations
+    corr = context.correlation_id
+    if corr:
+        annotations["CORR"] = corr.bytes
+    elif annotations:
+        annotations.pop("CORR", None)
+    extra = hook()
+    if extra:
+        annotations.update(extra)
+    if clear:
+        context.annotations = {}
+    return annotations
 
 
 def _existing_connection(sock: Any, object_id: str) -> Any:

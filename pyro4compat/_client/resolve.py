@@ -41,13 +41,9 @@ failed_hosts = FailedHosts()  # process-wide: which listed name servers failed l
 
 def _resolve(uri: Any, hmac_key: Optional[bytes] = None) -> URI:
     """The ``PYRO:`` URI behind ``uri``; ``PYRO:`` URIs come back unchanged."""
-    if isinstance(uri, str):
-        uri = URI(uri)
-    elif not isinstance(uri, URI):
-        raise TypeError("can only resolve Pyro URIs")
+    uri = _to_resolve(uri)
     if uri.protocol == "PYRO":
         return uri
-    log.debug("resolving %s", uri)
     if uri.protocol == "PYRONAME":
         with _locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:
             return nameserver.lookup(uri.object)
@@ -60,6 +56,17 @@ def _resolve(uri: Any, hmac_key: Optional[bytes] = None) -> URI:
                 return URI(candidate)
             raise errors.NamingError("no registrations available with desired metadata properties %s" % uri.object)
     raise errors.PyroError("invalid uri protocol")
+
+
+def _to_resolve(uri: Any) -> URI:
+    """``uri`` as a URI object (TypeError for anything else), logged when it needs a name server."""
+    if isinstance(uri, str):
+        uri = URI(uri)
+    elif not isinstance(uri, URI):
+        raise TypeError("can only resolve Pyro URIs")
+    if uri.protocol != "PYRO":
+        log.debug("resolving %s", uri)
+    return uri
 
 
 def _local_hosts() -> List[str]:

@@ -33,13 +33,9 @@ log = logging.getLogger("Pyro4.core")
 
 async def resolve(uri: Any, hmac_key: Optional[bytes] = None) -> URI:
     """The ``PYRO:`` URI behind ``uri`` (looked up in the name server); ``PYRO:`` URIs come back as they are."""
-    if isinstance(uri, str):
-        uri = URI(uri)
-    elif not isinstance(uri, URI):
-        raise TypeError("can only resolve Pyro URIs")
+    uri = _sync._to_resolve(uri)
     if uri.protocol == "PYRO":
         return uri
-    log.debug("resolving %s", uri)
     if uri.protocol not in ("PYRONAME", "PYROMETA"):
         raise errors.PyroError("invalid uri protocol")
     async with await locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:

@@ -36,16 +36,17 @@ import logging
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from .. import constants, errors
-from .._client.connect import client_ssl_context
+from .._client.calls import batch_results
+from .._client.connect import (client_ssl_context, connect_failed, connect_request, decode_connect_reply,
+                               metadata_sets, split_connect_reply)
+from .._client.proxy import request_annotations
 from .._context import current_context
 from .._protocol import hmac_key_bytes
 from .._serializers import get_serializer, get_serializer_by_id
-from .._serializers.exception_wrapper import _ExceptionWrapper
 from .._uri import URI
 from ..configuration import config
-from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
-                       FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK,
-                       MSG_INVOKE, MSG_RESULT, Message, log_wiredata)
+from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY,
+                       MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_RESULT, Message, log_wiredata)
 from ._stream import ClientStream, reply_problem
 
 __all__ = ["Proxy", "BatchProxy", "RemoteIterator"]
@@ -238,52 +239,30 @@ class Proxy:
                 _, conn = await loop.create_connection(lambda: ClientStream(hmac_key), uri.host, uri.port,
                                                        ssl=ssl_context)
             serializer = get_serializer(self._pyroSerializer or config.SERIALIZER)
-            request: Dict[str, Any] = {"handshake": self._pyroHandshake}
-            flags = 0
-            if config.METADATA:
-                request["object"] = uri.object
-                flags = FLAGS_META_ON_CONNECT
-            payload, compressed = serializer.serializeData(request, config.COMPRESSION)
-            if compressed:
-                flags |= FLAGS_COMPRESSED
-            msg = Message(MSG_CONNECT, payload, serializer.serializer_id, flags, self._pyroSeq,
-                          annotations=annotations, hmac_key=hmac_key)
-            if config.LOGWIRE:
-                log_wiredata(log, "proxy connect sending", msg)
+            msg = connect_request(uri, serializer, self._pyroHandshake, hmac_key, self._pyroSeq, annotations)
             future = conn.expect(self._pyroSeq)  # type: ignore[union-attr]
             msg.send(conn)
             reply = await future
             problem = reply_problem(reply, _CONNECT_REPLIES, hmac_key)
             if problem is not None:
                 raise problem
-            if config.LOGWIRE:
-                log_wiredata(log, "proxy connect response received", reply)
-            reply.decompress_if_needed()
-            response = get_serializer_by_id(reply.serializer_id).deserializeData(reply.data) if reply.data else "?"
+            response = decode_connect_reply(reply)
         except Exception as exc:
             if conn is not None:
                 conn.close()
-            text = "cannot connect to %s: %s" % (location, exc)
-            log.error(text)
-            if isinstance(exc, errors.CommunicationError):
+            failure = connect_failed(exc, location)
+            if failure is exc:
                 raise
-            raise errors.CommunicationError(text) from exc
+            raise failure from exc
         except BaseException:   # cancelled while connecting
             if conn is not None:
                 conn.close()
             raise
-        if reply.type == MSG_CONNECTFAIL:
+        try:
+            response, metadata = split_connect_reply(reply, response, location)
+        except errors.PyroError:
             conn.close()
-            text = "connection to %s rejected: %s" % (location, response)
-            log.error(text)
-            raise errors.CommunicationError(text)
-        metadata = None
-        if reply.flags & FLAGS_META_ON_CONNECT:
-            try:
-                metadata, response = response["meta"], response["handshake"]
-            except (TypeError, KeyError):
-                conn.close()
-                raise errors.ProtocolError("cannot connect to %s: invalid handshake response" % (location,)) from None
+            raise
         log.debug("connected to %s", uri)
         return conn, response, metadata, reply.annotations
 
@@ -296,14 +275,8 @@ class Proxy:
         self._process_metadata(result)
 
     def _process_metadata(self, metadata: Any) -> None:
-        if not metadata:
-            return
-        self._pyroOneway = set(metadata["oneway"])
-        self._pyroMethods = set(metadata["methods"])
-        self._pyroAttrs = set(metadata["attrs"])
-        if not self._pyroMethods and not self._pyroAttrs:
-            raise errors.PyroError("remote object doesn't expose any methods or attributes. "
-                                   "Did you forget setting @expose on them?")
+        if metadata:
+            self._pyroOneway, self._pyroMethods, self._pyroAttrs = metadata_sets(metadata)
 
     async def _ensure_metadata(self) -> None:
         if self._pyroConnection is None or not self._pyroConnection.usable:
@@ -347,18 +320,7 @@ class Proxy:
         return BatchProxy(self)
 
     def _request_annotations(self) -> Dict[str, bytes]:
-        context = current_context
-        annotations = context.annotations
-        corr = context.correlation_id
-        if corr:
-            annotations["CORR"] = corr.bytes
-        elif annotations:
-            annotations.pop("CORR", None)
-        extra = self._pyroAnnotations()
-        if extra:
-            annotations.update(extra)
-        context.annotations = {}
-        return annotations
+        return request_annotations(self._pyroAnnotations)
 
     async def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: Any, flags: int = 0,
                           objectId: Optional[str] = None, annotations: Optional[Dict[str, bytes]] = None,
@@ -500,12 +462,5 @@ class BatchProxy:
         proxy = self.__proxy
         await proxy._ensure_metadata()
         results = await proxy._pyroInvoke("<batch>", calls, None, FLAGS_BATCH | (FLAGS_ONEWAY if oneway else 0))
-        return None if oneway else _batch_results(results)
+        return None if oneway else batch_results(results)
 
-
-def _batch_results(results: Any) -> Iterator[Any]:
-    for result in results:
-        if isinstance(result, _ExceptionWrapper):
-            result.raiseIt()  # the server stopped the batch here
-        else:
-            yield result

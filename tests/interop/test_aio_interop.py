@@ -14,7 +14,7 @@ from pyro4compat import aio, core, errors
 from pyro4compat._serializers import _serializers
 from pyro4compat.configuration import config
 from test_naming_interop import pyro4_name_server
-from test_pyro4_proxy_to_our_daemon import CLIENT_SCRIPT
+from test_pyro4_proxy_to_our_daemon import CLIENT_SCRIPT, HMAC_SCRIPT
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
@@ -178,22 +178,6 @@ def test_pyro4_proxy_against_aio_daemon(pyro4, serializer):
     assert "async boom" in async_out["fail"]
     assert async_out["parallel"] == list(range(10))
     assert async_out["elapsed"] < 2.5   # ten 0.3 s async calls overlapped on the loop
-
-
-HMAC_SCRIPT = r"""
-import Pyro4, Pyro4.errors
-out = []
-for key in INPUT["keys"]:
-    p = Pyro4.Proxy("PYRO:interop.service@" + INPUT["location"])
-    if key:
-        p._pyroHmacKey = key
-    try:
-        out.append(["ok", p.echo(1)])
-    except Pyro4.errors.PyroError as e:
-        out.append([type(e).__name__, str(e)])
-    p._pyroRelease()
-OUTPUT = out
-"""
 
 
 def test_pyro4_proxy_hmac_against_aio_daemon(pyro4):
