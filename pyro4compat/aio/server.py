@@ -17,13 +17,15 @@ oneway calls, streams and error replies behave the same. Plain methods therefore
 loop. An ``async def`` method is handed back to the loop by ``aio.Daemon._pyroRunAsync`` and its
 worker waits for it (see docs/asyncio.rst for why, and what that costs).
 
-**Order and back-pressure**: a connection has at most one message being dispatched; further
-complete messages queue on the connection (reading pauses past ``_MAX_QUEUED``). A worker's
-replies are collected in the connection's outbox and written by the loop in the same callback
-that marks the message done (one wake-up of the loop per request). While the transport's write
-buffer is over its high-water mark (a client that does not read) no further message of that
-connection is dispatched; with COMMTIMEOUT set such a client, and one that stalls mid-message
-or before its handshake, is closed after that long.
+**Order and back-pressure**: a connection has at most one worker; further complete messages
+queue on the connection (reading pauses past ``_MAX_QUEUED``), and the worker takes the next
+one itself when it is done with one (a pipelining client's requests run back to back without a
+trip through the loop). The connection's ``lock`` guards ``busy`` and the queue's head between
+the loop and that worker. A worker's replies are collected in the connection's outbox and
+written by the loop; completions that finish together reach the loop in one wake-up. While the
+transport's write buffer is over its high-water mark (a client that does not read) no further
+message of that connection is dispatched; with COMMTIMEOUT set such a client, and one that
+stalls mid-message or before its handshake, is closed after that long.
 
 **Shutdown**: ``begin_shutdown`` stops accepting at once; ``serve`` answers what is in flight
 for up to ``SHUTDOWN_GRACE`` seconds, then closes every connection and returns. ``close`` skips
@@ -125,7 +127,9 @@ class _Connection(asyncio.Protocol):
         self.queue: Deque[Callable[[], Any]] = collections.deque()
         self.frames = 0              # frames seen: the first must be the CONNECT
         self.connected = False
-        self.busy = False
+        self.busy = False            # a worker is serving this connection (guarded by lock)
+        self.lock = threading.Lock()  # busy and the queue's head, between the loop and the worker
+        self.unsent = 0              # completions a worker handed to the loop, not yet written
         self.lost = False
         self.reading_paused = False
         self.write_paused_at: Optional[float] = None
@@ -164,11 +168,13 @@ class _Connection(asyncio.Protocol):
         return None   # close our side too
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.lost = True
         self.server.connections.discard(self)
-        self.queue.clear()
-        if not self.busy:
-            self._gone()
+        with self.lock:
+            self.lost = True
+            self.queue.clear()
+            busy = self.busy
+        if not busy:
+            self._gone()   # else the worker's last completion does it
 
     def pause_writing(self) -> None:
         self.write_paused_at = time.monotonic()
@@ -190,54 +196,75 @@ class _Connection(asyncio.Protocol):
             problem.pyroMsg = msg  # type: ignore[attr-defined]
             return lambda: self._reject(problem)
         if first:
-            return lambda: daemon._handshake_message(self.conn, msg) or _CLOSE
+            return lambda: self._handshake(msg)
         return lambda: daemon._handle_message(self.conn, msg)
 
     def kick(self) -> None:
         """Hand the next queued message to a worker, unless one is in flight or writing is stuck."""
-        if self.busy or self.lost or self.write_paused_at is not None or not self.queue:
-            return
-        work = self.queue.popleft()
-        self.busy = True
         if self.reading_paused and len(self.queue) < _MAX_QUEUED // 2 and not self.server.stopping:
             self.reading_paused = False
             self.transport.resume_reading()
+        with self.lock:
+            if self.busy or self.lost or self.write_paused_at is not None or not self.queue:
+                return
+            work = self.queue.popleft()
+            self.busy = True
         self.server.pool.submit(lambda: self._run(work))
 
     def _run(self, work: Callable[[], Any]) -> None:
-        """On a worker: one message through the daemon; then back to the loop with the replies."""
+        """On a worker: this connection's messages through the daemon, in order, while more are queued.
+
+        Each message's replies go to the loop as soon as it is done; a pipelining client's next
+        message is taken from the queue right here (under ``lock``), without a trip through the loop.
+        """
         conn = self.conn
         conn.worker = threading.get_ident()
-        verdict = None
-        try:
-            verdict = work()
-        except BaseException as exc:   # as Pyro4: a remote sys.exit()
-            import traceback; traceback.print_exc()  # DEBUG ends this connection, not the server
-            if self.connected:
-                _log_request_error(log, exc, self.conn)
-            else:
-                _log_handshake_error(log, exc)
-            verdict = _CLOSE
-        finally:
-            conn.worker = None
+        while True:
+            verdict = None
+            try:
+                verdict = work()
+            except BaseException as exc:   # as Pyro4: a remote sys.exit() ends this connection, not the server
+                if self.connected:
+                    _log_request_error(log, exc, self.conn)
+                else:
+                    _log_handshake_error(log, exc)
+                verdict = _CLOSE
+            with self.lock:
+                self.unsent += 1
+                more = (verdict is not _CLOSE and not self.lost and self.write_paused_at is None
+                        and bool(self.queue))
+                if more:
+                    work = self.queue.popleft()
+                else:
+                    conn.worker = None
+                    self.busy = False
             self.server.complete(self._done, conn.take_outbox(), verdict)
+            if not more:
+                return
 
     def _done(self, outbox: List[bytes], verdict: Any) -> None:
-        self.busy = False
+        with self.lock:
+            self.unsent -= 1
         if outbox:
             self.write(outbox)
         if verdict is _CLOSE:
             self.close_now()
-        elif self.frames and not self.connected and not self.lost:
-            self.connected = True    # the handshake (the first message) was accepted
         if self.lost:
-            self._gone()
+            if not self.busy:
+                self._gone()
         else:
             self.kick()
 
     def write(self, chunks: List[bytes]) -> None:
         if not self.transport.is_closing():
             self.transport.writelines(chunks) if len(chunks) > 1 else self.transport.write(chunks[0])
+
+    def _handshake(self, msg: Any) -> Any:
+        """On a worker: the CONNECT; the connection counts as connected from here on when accepted."""
+        if not self.daemon._handshake_message(self.conn, msg):
+            return _CLOSE
+        self.connected = True
+        return None
 
     def _oversized(self, header: _protocol.Header) -> Any:
         exc = errors.MessageTooLargeError(_protocol.max_size_text(header.total_size, self.reader.max_message_size))
@@ -262,11 +289,15 @@ class _Connection(asyncio.Protocol):
             _log_request_error(log, exc, self.conn)
         return _CLOSE
 
+    def in_flight(self) -> bool:
+        """A message of this connection is queued, being served, or its reply not yet written."""
+        return self.busy or bool(self.queue) or self.unsent > 0
+
     def stalled(self, now: float, commtimeout: float) -> bool:
         """Silent for COMMTIMEOUT mid-message or before the handshake, or not reading its replies."""
         if self.write_paused_at is not None and now - self.write_paused_at > commtimeout:
             return True
-        if self.busy or self.queue:
+        if self.in_flight():
             return False
         return now - self.heard_at > commtimeout and (self.frames == 0 or self.reader.in_frame)
 
@@ -372,7 +403,7 @@ class AsyncioServer:
         while not self._closed:
             now = time.monotonic()
             if self._drain_until is not None:
-                if now >= self._drain_until or not (self.running or any(c.busy or c.queue for c in self.connections)):
+                if now >= self._drain_until or not (self.running or any(c.in_flight() for c in self.connections)):
                     return
                 timeout = _DRAIN_POLL
             else:
@@ -455,7 +486,7 @@ class AsyncioServer:
 
     def _stop_listening(self) -> None:
         for connection in list(self.connections):
-            if not connection.busy and not connection.queue:
+            if not connection.in_flight():
                 connection.close_now()
         self._stop_accepting()
         if self._wake is not None:
