@@ -44,6 +44,7 @@ import time
 from typing import Any, Callable, Deque, List, Optional, Set, Tuple
 
 from .. import _frames, _protocol, errors
+from .._server.daemon import Daemon as _CoreDaemon
 from .._sockio import SocketConnection
 from ..configuration import config
 from ..futures import HARD_LIMIT, _Executor
@@ -74,6 +75,7 @@ class AioConnection(SocketConnection):
         self._owner = owner
         self._transport = transport
         self._outbox: List[bytes] = []
+        self._replay = memoryview(b"")
         self.worker: Optional[int] = None
         peer = transport.get_extra_info("peername")
         if peer is not None:
@@ -92,7 +94,16 @@ class AioConnection(SocketConnection):
             self.send(buffer)
 
     def recv(self, size: int) -> bytes:
-        raise errors.ProtocolError("the asyncio transport receives on its event loop, not through recv")
+        """The bytes of the message being replayed to an overridden ``Daemon.handleRequest``."""
+        replay = self._replay
+        if len(replay) < size:
+            raise errors.ConnectionClosedError("receiving: not enough data")
+        self._replay = replay[size:]
+        return bytes(replay[:size])
+
+    def replay(self, msg: Any) -> None:
+        """Let ``recv`` hand out ``msg`` again (an overridden ``handleRequest`` receives it itself)."""
+        self._replay = memoryview(msg.to_bytes())
 
     def take_outbox(self) -> List[bytes]:
         outbox, self._outbox = self._outbox, []
@@ -197,7 +208,14 @@ class _Connection(asyncio.Protocol):
             return lambda: self._reject(problem)
         if first:
             return lambda: self._handshake(msg)
+        if self.server.custom_handle_request:
+            return lambda: self._handle_custom(msg)
         return lambda: daemon._handle_message(self.conn, msg)
+
+    def _handle_custom(self, msg: Any) -> None:
+        """On a worker: a subclass's ``handleRequest`` (auth, logging) gets the message through ``recv``."""
+        self.conn.replay(msg)
+        self.daemon.handleRequest(self.conn)
 
     def kick(self) -> None:
         """Hand the next queued message to a worker, unless one is in flight or writing is stuck."""
@@ -326,6 +344,7 @@ class AsyncioServer:
     def __init__(self) -> None:
         self.sock: Any = None
         self.daemon: Any = None
+        self.custom_handle_request = False   # a Daemon subclass overrides handleRequest: honour it
         self.locationStr: Optional[str] = None
         self.connections: Set[_Connection] = set()
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
@@ -351,6 +370,7 @@ class AsyncioServer:
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting asyncio socketserver")
         self.daemon = daemon
+        self.custom_handle_request = type(daemon).handleRequest is not _CoreDaemon.handleRequest
         self.grace = _shutdown_grace()
         self.sock, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
         self._unix = bool(unixsocket)

@@ -376,3 +376,26 @@ def test_raw_bytes_after_handshake_pipelined():
                         + invoke_bytes("thing", "echo", [3], seq=3))
             assert [client.reply().seq for _ in range(3)] == [1, 2, 3]
     assert connect_bytes()
+
+
+def test_handle_request_override_is_honoured():
+    """As on the thread server: a subclass's handleRequest sees every request (auth, logging)."""
+    class Auditing(aio.Daemon):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.audited: List[Any] = []
+
+        def handleRequest(self, conn: Any) -> None:
+            self.audited.append(conn)
+            super().handleRequest(conn)
+
+    daemon = Auditing(host=HOST)
+    daemon.register(Service(), "service")
+
+    async def main() -> None:
+        async with aio.Proxy(daemon.uriFor("service")) as proxy:
+            assert await asyncio.gather(*[proxy.sleepy(0, n) for n in range(5)]) == list(range(5))
+            assert await proxy.plain_numbers(2) is not None
+    with serving(daemon):
+        run(main)
+    assert len(daemon.audited) == 6 and all(conn is daemon.audited[0] for conn in daemon.audited)
