@@ -360,21 +360,12 @@ class Proxy:
             text = "invoke: reply sequence out of sync, got %d expected %d" % (reply.seq, self._pyroSeq)
             log.error(text)
             raise errors.ProtocolError(text)
-        if reply.serializer_id != serializer.serializer_id:
-            serializer = _error_reply_serializer(reply, serializer)
-        if reply.annotations:
-            current_context.response_annotations = reply.annotations
-            self._pyroResponseAnnotations(reply.annotations, reply.type)
-        reply.decompress_if_needed()  # bounded by MAX_MESSAGE_SIZE: a zlib bomb can't inflate here
+        serializer = prepare_reply(reply, serializer, self._pyroResponseAnnotations)
         if self._pyroRawWireResponse:
             return reply
         data = serializer.deserializeData(reply.data)
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
-            stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
-            if not stream_id:
-                raise errors.ProtocolError("result of call is an iterator, but the server is not configured "
-                                           "to allow streaming")
-            return _StreamResultIterator(stream_id, self)
+            return _StreamResultIterator(stream_id_of(reply), self)
         if reply.flags & FLAGS_EXCEPTION:
             raise data  # the remote exception; its _pyroTraceback holds the remote traceback
         return data
@@ -430,6 +421,30 @@ def _existing_connection(sock: Any, object_id: str) -> Any:
     if config.SSL and not isinstance(sock, ssl.SSLSocket):
         raise OSError("SSL configured for Pyro but existing socket is not a SSL socket")
     return socketutil.SocketConnection(sock, object_id, True)
+
+
+def prepare_reply(reply: Message, serializer: Any, response_hook: Callable[[Dict[str, bytes], int], None]) -> Any:
+    """Ready a RESULT for decoding; returns the serializer to decode it with.
+
+    Its annotations become ``current_context.response_annotations`` and go to the proxy's
+    ``_pyroResponseAnnotations`` hook; the payload is inflated, bounded by ``MAX_MESSAGE_SIZE``
+    (a zlib bomb can't inflate here).
+    """
+    if reply.serializer_id != serializer.serializer_id:
+        serializer = _error_reply_serializer(reply, serializer)
+    if reply.annotations:
+        current_context.response_annotations = reply.annotations
+        response_hook(reply.annotations, reply.type)
+    reply.decompress_if_needed()
+    return serializer
+
+
+def stream_id_of(reply: Message) -> str:
+    """The remote iterator id a streamed result carries (ProtocolError when streaming is off)."""
+    stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
+    if not stream_id:
+        raise errors.ProtocolError("result of call is an iterator, but the server is not configured to allow streaming")
+    return stream_id
 
 
 def _error_reply_serializer(reply: Message, serializer: Any) -> Any:

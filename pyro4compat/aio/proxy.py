@@ -39,10 +39,9 @@ from .. import constants, errors
 from .._client.calls import batch_results
 from .._client.connect import (client_ssl_context, connect_failed, connect_request, decode_connect_reply,
                                metadata_sets, split_connect_reply)
-from .._client.proxy import request_annotations
-from .._context import current_context
+from .._client.proxy import prepare_reply, request_annotations, stream_id_of
 from .._protocol import hmac_key_bytes
-from .._serializers import get_serializer, get_serializer_by_id
+from .._serializers import get_serializer
 from .._uri import URI
 from ..configuration import config
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY,
@@ -372,21 +371,10 @@ class Proxy:
             raise problem
         if config.LOGWIRE:
             log_wiredata(log, "proxy wiredata received", reply)
-        if reply.serializer_id != serializer.serializer_id:
-            if not (reply.flags & FLAGS_EXCEPTION and reply.serializer_id == 3):
-                raise errors.SerializeError("invalid serializer in response: %d" % reply.serializer_id)
-            serializer = get_serializer_by_id(3)  # a daemon that refused our serializer answers in marshal
-        if reply.annotations:
-            current_context.response_annotations = reply.annotations
-            self._pyroResponseAnnotations(reply.annotations, reply.type)
-        reply.decompress_if_needed()
+        serializer = prepare_reply(reply, serializer, self._pyroResponseAnnotations)
         data = serializer.deserializeData(reply.data)
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
-            stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
-            if not stream_id:
-                raise errors.ProtocolError("result of call is an iterator, but the server is not configured "
-                                           "to allow streaming")
-            return RemoteIterator(stream_id, self)
+            return RemoteIterator(stream_id_of(reply), self)
         if reply.flags & FLAGS_EXCEPTION:
             if stream_item and isinstance(data, StopIteration):
                 return _STREAM_END
