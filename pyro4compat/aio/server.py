@@ -179,6 +179,8 @@ class _Connection(asyncio.Protocol):
         return None   # close our side too
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if not self.transport.is_closing():
+            self.transport.abort()   # TLS before Python 3.11: a peer's EOF leaves this transport "open"
         self.server.connections.discard(self)
         with self.lock:
             self.lost = True

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import gc
+from typing import Any, Dict, Iterator
 
 import pytest
 
@@ -19,6 +20,13 @@ from test_ssl import (Secret, _server_tls, certs, fresh_contexts,  # noqa: F401
                       test_validate_handshake_refuses_the_wrong_client_certificate)
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(autouse=True)
+def _collect_now() -> Iterator[None]:
+    """A transport a TLS test left unclosed is reported by that test, not by a later one."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
