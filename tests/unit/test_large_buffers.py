@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyro4compat import _large_buffers, _protocol as proto
+from pyro4compat import _large_buffers, _protocol as proto, errors
+from pyro4compat.configuration import config
 from pyro4compat.message import Message
 
 MIB = 1 << 20
@@ -61,5 +62,27 @@ def test_messages_sent_and_received_report_large_payloads(monkeypatch, size, exp
     monkeypatch.setattr(_large_buffers, "expect", seen.append)
     sink = Sink()
     Message(proto.MSG_RESULT, b"x" * size, 3, 0, 1).send(sink)
-    Message.from_header(sink.sent[0][:proto.HEADER_SIZE])
+    Message.recv(Source(b"".join(sink.sent)))
     assert seen == expected * 2
+
+
+class Source:
+    def __init__(self, data):
+        self.data = memoryview(data)
+
+    def recv(self, size):
+        chunk, self.data = self.data[:size].tobytes(), self.data[size:]
+        return chunk
+
+    def close(self):
+        pass
+
+
+def test_no_tuning_for_a_header_over_the_size_limit(monkeypatch):
+    """A 24-byte header claiming 2 GiB must not retune the allocator of a daemon limited to 1 MiB."""
+    seen = []
+    monkeypatch.setattr(_large_buffers, "expect", seen.append)
+    monkeypatch.setattr(config, "MAX_MESSAGE_SIZE", MIB)
+    with pytest.raises(errors.MessageTooLargeError):
+        Message.recv(Source(proto.pack_header(proto.MSG_RESULT, 0, 1, (2 << 30) - 1, 3)))
+    assert seen == []
