@@ -27,7 +27,7 @@ import threading
 import uuid
 from typing import Any, Callable, Dict, Optional
 
-from .. import constants, errors, socketutil
+from .. import _tunings, constants, errors, socketutil
 from .._protocol import hmac_key_bytes
 from .._client.proxy import Proxy
 from .._client.resolve import _locateNS
@@ -82,6 +82,7 @@ class Daemon:
         self.__loopstopped = threading.Event()
         self.__loopstopped.set()
         # Checked before any socket exists, so a bad setting leaks nothing.
+        _tunings.check()
         self._accepted_serializer_ids = frozenset(
             get_serializer(name).serializer_id for name in config.SERIALIZERS_ACCEPTED)
         if connected_socket:

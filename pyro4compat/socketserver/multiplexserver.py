@@ -118,7 +118,7 @@ class SocketServer_Multiplex(_LoopGuard):
         self._next_housekeeping = 0.0
         self._commtimeout = 0.0
         self._next_sweep = float("inf")
-        self._spinner = _busypoll.Spinner() if _busypoll.enabled() else None
+        self._spinner = _busypoll.Spinner()     # spins only while config.BUSYPOLL_US is on
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting multiplexed socketserver")

@@ -26,23 +26,37 @@ def test_keeper_frees_one_block_per_new_high_water_mark():
     assert freed == [3 * MIB, 21 * MIB, 31 * MIB]
 
 
-def test_disabled_keeper_never_frees():
+def test_keeper_off_glibc_never_frees():
     freed = []
     keeper = _large_buffers.Keeper(False, freed.append)
     keeper.expect(2 ** 31)
     assert freed == []
 
 
-@pytest.mark.parametrize("value, enabled", [(None, True), ("1", True), ("0", False), (" 0 ", False)])
-def test_environment_switch(value, enabled):
-    environ = {} if value is None else {_large_buffers.ENV_VAR: value}
-    assert _large_buffers.enabled_by(environ) is enabled
+def test_keep_large_buffers_can_be_switched_at_run_time():
+    freed = []
+    keeper = _large_buffers.Keeper(True, freed.append)
+    config.KEEP_LARGE_BUFFERS = False
+    keeper.expect(MIB)
+    assert freed == []                      # off: the allocator is left alone
+    config.KEEP_LARGE_BUFFERS = True
+    keeper.expect(MIB)
+    assert freed == [3 * MIB]               # on again: the next large message raises the thresholds
 
 
-@pytest.mark.parametrize("value", ["yes", "", "2", "-1"])
-def test_environment_switch_refuses_other_values(value):
-    with pytest.raises(ValueError, match="PYRO4COMPAT_KEEP_LARGE_BUFFERS must be 0 or 1"):
-        _large_buffers.enabled_by({_large_buffers.ENV_VAR: value})
+@pytest.mark.parametrize("value", ["yes", "maybe", 2, None, 1.0])
+def test_a_bad_value_in_use_leaves_the_allocator_alone_and_warns_once(value, caplog):
+    """Refused at the edges (tests/unit/test_tunings.py); a send or receive never raises for it."""
+    freed = []
+    keeper = _large_buffers.Keeper(True, freed.append)
+    config.KEEP_LARGE_BUFFERS = value
+    with caplog.at_level("WARNING", logger="Pyro4.core"):
+        keeper.expect(MIB)
+        keeper.expect(2 * MIB)
+    assert freed == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "config.KEEP_LARGE_BUFFERS (PYRO_KEEP_LARGE_BUFFERS) must be True or False, not %r; "
+        "treated as off until it is fixed" % (value,)]
 
 
 class Sink:
