@@ -237,7 +237,8 @@ class FrameReader:
     def _read_header(self) -> Optional[Header]:
         buffer = self._buffer
         if len(buffer) < HEADER_SIZE:
-            _check_prefix(buffer)
+            if buffer:      # nothing at all is the usual case between two messages: nothing to check
+                _check_prefix(buffer)
             return None
         header = unpack_header(bytes(buffer[:HEADER_SIZE]))
         try:
