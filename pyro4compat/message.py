@@ -86,10 +86,8 @@ class Message(object):
         self.data = databytes
         self.data_size = data_size = len(databytes)
         self.serializer_id = serializer_id
-        self.annotations = anns = dict(annotations) if annotations else {}
+        self.annotations = anns = proto.with_hmac(annotations, hmac_key, databytes)  # HMAC last: it covers the rest
         self.hmac_key = hmac_key
-        if hmac_key:
-            anns["HMAC"] = self.hmac()  # last: it covers the other annotations
         self.annotations_size = anns_size = proto.annotations_size(anns) if anns else 0
         max_size = config.MAX_MESSAGE_SIZE
         if 0 < max_size < data_size + anns_size:
@@ -102,10 +100,8 @@ class Message(object):
 
     def _head_bytes(self) -> bytes:
         """Header plus annotation chunks, from the current attribute values."""
-        chunks = proto.encode_annotations(self.annotations)
-        header = proto.pack_header(self.type, self.flags, self.seq, self.data_size, self.serializer_id,
-                                   len(chunks))
-        return header + chunks
+        return proto.encode_head(self.type, self.flags, self.seq, self.data_size, self.serializer_id,
+                                 self.annotations)
 
     def to_bytes(self) -> bytes:
         """The whole message (header, annotation chunks, payload) as one bytes object."""
