@@ -410,7 +410,7 @@ def _render(lines: List[List[str]]) -> str:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short run per figure (~30 s)")
+    parser.add_argument("--quick", action="store_true", help="one short run per figure (~40 s)")
     parser.add_argument("--repeat", type=int, help="measurements per library and figure (default 3, quick 1)")
     parser.add_argument("--duration", type=float,
                         help="seconds per measurement (default 0.4, quick 0.1; %s: %g, quick %g)"
