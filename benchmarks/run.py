@@ -9,6 +9,14 @@ port 0. For each figure the measurements alternate (ours, Pyro4, ours, Pyro4, ..
 of the machine hits both alike; the table shows medians and the pyro4compat/Pyro4 ratio
 (above 1 means pyro4compat is faster). ``--only connections`` runs the separate idle
 connection figures (thread server, 10/100/1,000 idle proxies).
+
+``many_clients`` (in the default run, or ``--only many_clients``) is 100 concurrent
+connections: 4 client processes x 25 threads, a proxy each, calling ``echo(1)`` for a fixed
+time (2 s, ``--quick`` 0.5 s, or ``--duration``) against a server with ``THREADPOOL_SIZE=160``
+(both libraries). It reports calls/s and the server's CPU per call (``getrusage`` in the
+server process, read at both ends of the window), for pyro4compat with busy-polling on and
+off (``PYRO_BUSYPOLL_US=0`` in its server and client processes), each beside Pyro4's same
+server type in the same round.
 """
 
 from __future__ import annotations
@@ -43,21 +51,33 @@ TARGETS: Dict[Tuple[str, Optional[str]], float] = {
 MIN_OPS = {"bytes_10mb": 2, "nested_1mb": 1, "batch": 2000}
 CONNECTION_COUNTS = "10,100,1000"
 ACTIVE_PROXIES = 4
+MANY = "many_clients"
+MANY_PROCESSES, MANY_THREADS, MANY_POOL = 4, 25, 160
+MANY_DURATION, MANY_QUICK_DURATION = 2.0, 0.5
+MANY_SETUP = 1.5        # seconds from sending the jobs to the window's start: connect + warm up
+MANY_CPU_TARGET = 0.7   # issue 19: at most 0.7x Pyro4's server CPU per call (and more calls/s)
+BUSYPOLL_MODES = (("on", {}), ("off", {"PYRO_BUSYPOLL_US": "0"}))  # env for pyro4compat only
 
 
 class Worker:
     """A child ``worker.py`` process and its JSON-lines channel."""
 
-    def __init__(self, library: str, role: str, options: Optional[Dict[str, Any]] = None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYRO_") and k != "PYTHONPATH"}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    def __init__(self, library: str, role: str, options: Optional[Dict[str, Any]] = None,
+                 env: Optional[Dict[str, str]] = None, wait: bool = True) -> None:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PYRO_") and k != "PYTHONPATH"}
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
         if library == "pyro4compat":
-            env["PYTHONPATH"] = str(REPO)
+            environment["PYTHONPATH"] = str(REPO)
+        environment.update(env or {})
         self.library = library
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "worker.py"), library, role, json.dumps(options or {})],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=str(HERE))
-        self.hello = self.receive(60.0)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment, cwd=str(HERE))
+        self.hello: Dict[str, Any] = self.receive(60.0) if wait else {}
+
+    def wait_ready(self) -> None:
+        if not self.hello:
+            self.hello = self.receive(60.0)
 
     def receive(self, timeout: float) -> Dict[str, Any]:
         assert self.proc.stdout is not None
@@ -68,10 +88,13 @@ class Worker:
             raise RuntimeError("%s worker gave no answer (exit code %s)" % (self.library, self.proc.poll()))
         return json.loads(line)
 
-    def request(self, job: Dict[str, Any], timeout: float = 300.0) -> Dict[str, Any]:
+    def send(self, job: Dict[str, Any]) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(job) + "\n").encode())
         self.proc.stdin.flush()
+
+    def request(self, job: Dict[str, Any], timeout: float = 300.0) -> Dict[str, Any]:
+        self.send(job)
         return self.receive(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -211,6 +234,99 @@ def measure_connections(args: argparse.Namespace) -> List[Dict[str, Any]]:
     return rows
 
 
+def start_many(library: str, servertype: str, env: Dict[str, str]) -> List[Worker]:
+    """A server (first) and the client processes of the many-clients figure, started in parallel."""
+    workers = [Worker(library, "server", {"servertype": servertype, "ns": False,
+                                          "threadpool_size": MANY_POOL}, env, wait=False)]
+    try:
+        workers += [Worker(library, "client", None, env, wait=False) for _ in range(MANY_PROCESSES)]
+        for worker in workers:
+            worker.wait_ready()
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
+def measure_many_once(workers: List[Worker], serializer: str, duration: float) -> Dict[str, Any]:
+    """One window: every client process calls; the server's CPU is read at both ends."""
+    server, clients = workers[0], workers[1:]
+    start_at = time.time() + MANY_SETUP
+    job = job_for(server, MANY, serializer, duration, {"threads": MANY_THREADS, "start_at": start_at})
+    job["server_pid"] = None  # the server's CPU comes from its own getrusage, below
+    for worker in clients:
+        worker.send(job)
+    time.sleep(max(0.0, start_at - time.time()))
+    before = server.request({"cpu": True}, 60.0)
+    time.sleep(max(0.0, start_at + duration - time.time()))
+    after = server.request({"cpu": True}, 60.0)
+    results = [worker.receive(60.0 + duration) for worker in clients]
+    failed = [r["error"] for r in results if "error" in r]
+    if failed:
+        return {"error": failed[0].strip().splitlines()[-1]}
+    ops = sum(r["ops"] for r in results)
+    cpu_per_second = (after["cpu"] - before["cpu"]) / (after["time"] - before["time"])
+    return {"rate": ops / duration, "ops": ops,
+            "server_us": cpu_per_second * duration * 1e6 / ops if ops else None,
+            "client_us": sum(r["window_cpu"] for r in results) * 1e6 / ops if ops else None,
+            "late": max(r["late"] for r in results)}
+
+
+def measure_many(args: argparse.Namespace) -> List[Dict[str, Any]]:
+    rows: List[Dict[str, Any]] = []
+    for servertype in args.servertype:
+        for mode, ours_env in BUSYPOLL_MODES:
+            workers: Dict[str, List[Worker]] = {}
+            try:
+                for lib in LIBRARIES:
+                    workers[lib] = start_many(lib, servertype, ours_env if lib == "pyro4compat" else {})
+                for serializer in args.serializer:
+                    rows.append(_many_row(args, workers, servertype, mode, serializer))
+            finally:
+                for group in workers.values():
+                    for worker in group:
+                        worker.stop()
+    return rows
+
+
+def _many_row(args: argparse.Namespace, workers: Dict[str, List[Worker]], servertype: str, mode: str,
+              serializer: str) -> Dict[str, Any]:
+    started = time.perf_counter()
+    runs: Dict[str, List[Dict[str, Any]]] = {lib: [] for lib in LIBRARIES}
+    errors: Dict[str, str] = {}
+    for _ in range(args.repeat):
+        for lib in LIBRARIES:
+            if lib in errors:
+                continue
+            result = measure_many_once(workers[lib], serializer, args.many_duration)
+            if "error" in result:
+                errors[lib] = result["error"]
+                print("  %s %s/%s/%s failed: %s" % (lib, MANY, serializer, servertype, errors[lib]), file=sys.stderr)
+            else:
+                runs[lib].append(result)
+    row: Dict[str, Any] = {"figure": MANY, "servertype": servertype, "serializer": serializer,
+                           "busypoll": mode, "errors": errors}
+    for lib in LIBRARIES:
+        row[lib] = {key: _median([r[key] for r in runs[lib]]) for key in ("rate", "server_us", "client_us")}
+        row[lib]["runs"] = runs[lib]
+        row[lib]["late"] = max([r["late"] for r in runs[lib]], default=None)
+    ours, theirs = row["pyro4compat"], row["Pyro4"]
+    row["ratio"] = ours["rate"] / theirs["rate"] if ours["rate"] and theirs["rate"] else None
+    row["cpu_ratio"] = (ours["server_us"] / theirs["server_us"]
+                        if ours["server_us"] and theirs["server_us"] else None)
+    if not args.no_progress:
+        print("  %-12s %-8s %-9s busypoll %-3s %-6s cpu %-6s (%.1f s)"
+              % (MANY, serializer, servertype, mode, _fmt_ratio(row["ratio"]), _fmt_ratio(row["cpu_ratio"]),
+                 time.perf_counter() - started), file=sys.stderr, flush=True)
+    return row
+
+
+def _median(values: List[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def _fmt(value: Optional[float], digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -263,6 +379,24 @@ def connections_table(rows: List[Dict[str, Any]], counts: List[int]) -> str:
     return _render(lines)
 
 
+def many_table(rows: List[Dict[str, Any]]) -> str:
+    header = ["server", "serializer", "busypoll", "unit", "pyro4compat", "Pyro4", "ratio",
+              "ours srv us", "Pyro4 srv us", "srv cpu", "ours/Pyro4 cli us", "target"]
+    lines = [header]
+    for row in rows:
+        ours, theirs = row["pyro4compat"], row["Pyro4"]
+        if row["ratio"] is None or row["cpu_ratio"] is None:
+            verdict = "n/a"
+        else:
+            verdict = "met" if row["ratio"] > 1 and row["cpu_ratio"] <= MANY_CPU_TARGET else "MISSED"
+        lines.append([row["servertype"], row["serializer"], row["busypoll"], "calls/s"]
+                     + ["error" if lib in row["errors"] else _fmt(row[lib]["rate"]) for lib in LIBRARIES]
+                     + [_fmt_ratio(row["ratio"]), _fmt(ours["server_us"], 1), _fmt(theirs["server_us"], 1),
+                        _fmt_ratio(row["cpu_ratio"]),
+                        "%s/%s" % (_fmt(ours["client_us"], 1), _fmt(theirs["client_us"], 1)), verdict])
+    return _render(lines)
+
+
 def _render(lines: List[List[str]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
@@ -276,10 +410,13 @@ def _render(lines: List[List[str]]) -> str:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short run per figure (~30 s)")
+    parser.add_argument("--quick", action="store_true", help="one short run per figure (~40 s)")
     parser.add_argument("--repeat", type=int, help="measurements per library and figure (default 3, quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.4, quick 0.1)")
-    parser.add_argument("--only", help="comma-separated figures (%s) or 'connections'" % ", ".join(FIGURES))
+    parser.add_argument("--duration", type=float,
+                        help="seconds per measurement (default 0.4, quick 0.1; %s: %g, quick %g)"
+                        % (MANY, MANY_DURATION, MANY_QUICK_DURATION))
+    parser.add_argument("--only", help="comma-separated figures (%s, %s) or 'connections'"
+                        % (", ".join(FIGURES), MANY))
     parser.add_argument("--servertype", choices=("thread", "multiplex", "both"),
                         help="server type(s) to measure (default both, quick: thread)")
     parser.add_argument("--serializer", default="serpent,marshal",
@@ -291,18 +428,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no per-figure lines on stderr")
     args = parser.parse_args(argv)
     args.repeat = args.repeat or (1 if args.quick else 3)
+    args.many_duration = args.duration or (MANY_QUICK_DURATION if args.quick else MANY_DURATION)
     args.duration = args.duration or (0.1 if args.quick else 0.4)
     args.servertype = args.servertype or ("thread" if args.quick else "both")
     args.servertype = ["thread", "multiplex"] if args.servertype == "both" else [args.servertype]
     args.counts = [int(c) for c in args.counts.split(",") if c]
     args.serializer = [s for s in args.serializer.split(",") if s]
     only = [f for f in (args.only or "").split(",") if f]
-    unknown = [f for f in only if f not in FIGURES and f != "connections"]
+    unknown = [f for f in only if f not in FIGURES and f not in ("connections", MANY)]
     if unknown:
         parser.error("unknown figure(s): %s" % ", ".join(unknown))
     if "connections" in only and len(only) > 1:
         parser.error("'connections' is a figure set of its own: run it alone")
-    args.figures = only or list(FIGURES)
+    args.figures = only or list(FIGURES) + [MANY]
     return args
 
 
@@ -315,13 +453,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("Idle connections on a thread server (%d active proxies calling), %s" % (ACTIVE_PROXIES, python))
         print(connections_table(rows, args.counts))
     else:
-        rows = measure_main(args, args.figures)
-        print("pyro4compat vs Pyro4 4.82, medians of %d x %.2f s, %s (ratio > 1: pyro4compat faster)"
-              % (args.repeat, args.duration, python))
-        print(main_table(rows, args.cpu))
-        for row in rows:
+        main_figures = [f for f in args.figures if f != MANY]
+        rows = measure_main(args, main_figures) if main_figures else []
+        many = measure_many(args) if MANY in args.figures else []
+        if rows:
+            print("pyro4compat vs Pyro4 4.82, medians of %d x %.2f s, %s (ratio > 1: pyro4compat faster)"
+                  % (args.repeat, args.duration, python))
+            print(main_table(rows, args.cpu))
+        if many:
+            print("%d concurrent connections (%d client processes x %d threads, echo(1)), THREADPOOL_SIZE=%d,"
+                  " medians of %d x %.2f s, %s; target: ratio > 1 and srv cpu <= %.1fx"
+                  % (MANY_PROCESSES * MANY_THREADS, MANY_PROCESSES, MANY_THREADS, MANY_POOL, args.repeat,
+                     args.many_duration, python, MANY_CPU_TARGET))
+            print(many_table(many))
+        for row in rows + many:
             for lib, error in sorted(row["errors"].items()):
                 print("error: %s %s/%s/%s: %s" % (lib, row["figure"], row["serializer"], row["servertype"], error))
+        late = max([r[lib]["late"] or 0.0 for r in many for lib in LIBRARIES], default=0.0)
+        if late > 0:
+            print("note: a client process of %s was ready %.2f s after its window opened" % (MANY, late))
+        rows = rows + many
     print("(%.0f s)" % (time.time() - started))
     if args.json:
         Path(args.json).write_text(json.dumps({"argv": sys.argv[1:], "python": python, "rows": rows}, indent=1))

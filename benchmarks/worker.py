@@ -8,8 +8,9 @@ Both roles talk JSON lines: replies go to the original stdout (``sys.stdout`` is
 stderr so nothing else can corrupt the channel), requests come on stdin.
 
 * server: prints ``{"location", "ns_uri", "pid"}`` once listening, serves ``bench`` (and a
-  name server unless ``ns`` is false) until stdin closes, then dumps a cProfile of every
-  server thread to ``profile`` if that option was given.
+  name server unless ``ns`` is false; ``THREADPOOL_SIZE`` from ``threadpool_size`` if given)
+  until stdin closes, answering each line it reads with its own CPU time (``getrusage``), then
+  dumps a cProfile of every server thread to ``profile`` if that option was given.
 * client: for each request line (a workload job, see ``workloads.py``) runs the workload and
   answers its result plus the client and server CPU seconds it took; ``profile`` in a job
   writes that run's cProfile there.
@@ -99,6 +100,8 @@ def serve(pyro: Any, options: Dict[str, Any]) -> None:
     if profiles:
         profiles.start()
     pyro.config.SERVERTYPE = options["servertype"]
+    if options.get("threadpool_size"):
+        pyro.config.THREADPOOL_SIZE = options["threadpool_size"]
     pyro.config.SERIALIZERS_ACCEPTED = {"serpent", "marshal", "json", "pickle"}
     daemon = pyro.Daemon(host="127.0.0.1", port=0)
     daemon.register(service.build(pyro)(), "bench")
@@ -111,11 +114,19 @@ def serve(pyro: Any, options: Dict[str, Any]) -> None:
     for loop in loops:
         loop.start()
     send({"location": daemon.locationStr, "ns_uri": ns_uri, "pid": os.getpid()})
-    sys.stdin.read()  # until the orchestrator closes our stdin
+    for _ in sys.stdin:  # until the orchestrator closes our stdin; any line asks for our CPU time
+        send(own_cpu())
     if profiles:
         profiles.dump(options["profile"])
     send({"stopped": True})
     os._exit(0)  # no orderly shutdown: some proxies may still be connected, nothing to save
+
+
+def own_cpu() -> Dict[str, float]:
+    """This process's user + system CPU seconds (``getrusage``), with the wall clock of the reading."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": usage.ru_utime + usage.ru_stime, "time": time.time(),
+            "nvcsw": usage.ru_nvcsw, "nivcsw": usage.ru_nivcsw}
 
 
 def cpu_of(pid: Optional[int]) -> Optional[float]:

@@ -145,6 +145,61 @@ def threads4(pyro: Any, job: Job, count: int = 4) -> Dict[str, Any]:
     return {"ops": sum(r[0] for r in results if r), "seconds": seconds}
 
 
+def many_clients(pyro: Any, job: Job) -> Dict[str, Any]:
+    """One of several client processes: ``threads`` threads, a proxy each, calling ``echo(1)``.
+
+    Every proxy connects and makes one call first; then all threads call from the wall-clock
+    time ``start_at`` until ``start_at + duration`` (the same window in every process, set by
+    the orchestrator, which reads the server's CPU time at both ends). Calls that end inside
+    the window count. ``late`` says how long after ``start_at`` this process was ready.
+    """
+    params = job["params"]
+    count, start_at = params["threads"], params["start_at"]
+    end_at = start_at + job["duration"]
+    ready = threading.Barrier(count + 1)
+    calls = [0] * count
+    errors: List[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            proxy = _proxy(pyro, job)
+        except BaseException as exc:  # reported, not swallowed
+            errors.append(exc)
+            ready.abort()
+            return
+        echo, clock, done = proxy.echo, time.time, 0
+        try:
+            ready.wait()
+            time.sleep(max(0.0, start_at - clock()))
+            while True:
+                echo(1)
+                if clock() >= end_at:
+                    break
+                done += 1
+            calls[index] = done
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            proxy._pyroRelease()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    late = max(0.0, time.time() - start_at)
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_before = time.process_time()
+    for thread in threads:
+        thread.join()
+    cpu = time.process_time() - cpu_before
+    if errors:
+        raise errors[0]
+    return {"ops": sum(calls), "seconds": job["duration"], "late": late, "window_cpu": cpu}
+
+
 def connect(pyro: Any, job: Job) -> Dict[str, Any]:
     """New proxy + one call + release, per second."""
     uri = pyro.URI(job["uri"])
@@ -209,5 +264,5 @@ def ns_lookup(pyro: Any, job: Job) -> Dict[str, Any]:
 WORKLOADS: Dict[str, Callable[[Any, Job], Dict[str, Any]]] = {
     "small_calls": small_calls, "oneway": oneway, "batch": batch, "bytes_10mb": bytes_10mb,
     "nested_1mb": nested_1mb, "threads4": threads4, "connect": connect, "iterator": iterator,
-    "ns_register": ns_register, "ns_lookup": ns_lookup,
+    "ns_register": ns_register, "ns_lookup": ns_lookup, "many_clients": many_clients,
 }

@@ -6,14 +6,16 @@ On loopback and on virtual machines most of a small call's round trip is not Pyt
 it is the receiving thread going to sleep in ``recv`` and being woken again (on a 2-core VM a
 bare TCP ping-pong does ~13,000 round trips/s blocking, ~90,000/s when both ends poll). A
 caller that expects its answer within a few tens of microseconds therefore asks the socket,
-without blocking, whether it is readable, for up to :data:`SPIN_SECONDS`, and only then
-blocks as before. The wire is untouched: this only changes *when* we call ``recv``.
+without blocking, whether it is readable, for up to ``config.BUSYPOLL_US`` microseconds, and
+only then blocks as before. The wire is untouched: this only changes *when* we call ``recv``.
 
 Theory of operation
 -------------------
-* **Bounded.** One wait spins at most ``SPIN_SECONDS`` (``PYRO4COMPAT_SPIN_US`` microseconds
-  in the environment, default 200; 0 turns it off), then falls back to the ordinary blocking
-  receive. Data that arrives later is received exactly as without spinning.
+* **Bounded, and configuration.** One wait spins at most ``config.BUSYPOLL_US`` microseconds
+  (``PYRO_BUSYPOLL_US``, default 200; 0 turns it off), then falls back to the ordinary
+  blocking receive. Data that arrives later is received exactly as without spinning. Each
+  wait reads the item (see :mod:`._tunings`), so a change takes effect at the next wait; a
+  :class:`SocketSpinner` makes its poll object at its first spin, not before.
 * **Adaptive.** Each :class:`Spinner` belongs to one waiter: a connection, or a multiplex
   server's selector. A spin that ends without data
   (a slow server, a remote host, an idle client) doubles the number of following waits that
@@ -44,22 +46,14 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, TypeVar
 
-__all__ = ["Spinner", "SocketSpinner", "SPIN_SECONDS", "spinner_for", "enabled", "begin_work", "end_work",
+from ._tunings import busypoll_seconds, reader
+
+__all__ = ["Spinner", "SocketSpinner", "spinner_for", "spin_seconds", "begin_work", "end_work",
            "quiet", "idle"]
 
 T = TypeVar("T")
 
-
-def _spin_seconds_from_env() -> float:
-    text = os.environ.get("PYRO4COMPAT_SPIN_US", "200")
-    try:
-        micros = float(text)
-    except ValueError:
-        raise ValueError("PYRO4COMPAT_SPIN_US must be a number of microseconds, not %r" % text) from None
-    return max(micros, 0.0) / 1e6
-
-
-SPIN_SECONDS = _spin_seconds_from_env()
+spin_seconds = reader("BUSYPOLL_US", busypoll_seconds, 0.0)  # seconds of one spin now; 0.0: off
 _MAX_SKIP = 256     # waits without a spin after repeated misses, at most
 _spin_slot = threading.Lock()  # held by the one thread of this process that spins (see above)
 _clock = time.perf_counter
@@ -80,6 +74,9 @@ class Spinner(object):
         ``gate`` (default :func:`quiet`) says whether spinning is welcome now. None when this
         wait does not spin or the spin ran out: the caller then blocks as usual.
         """
+        seconds = spin_seconds()
+        if not seconds:
+            return None
         if self._skip:
             self._skip -= 1
             return None
@@ -88,7 +85,7 @@ class Spinner(object):
         if not _spin_slot.acquire(False):
             return None     # another thread of this process is spinning: block instead
         try:
-            deadline = _clock() + SPIN_SECONDS
+            deadline = _clock() + seconds
             while True:
                 found = probe()
                 if found:
@@ -106,18 +103,26 @@ class Spinner(object):
 
 
 class SocketSpinner(Spinner):
-    """Spins on one socket being readable."""
+    """Spins on one socket being readable.
 
-    __slots__ = ("_poll",)
+    The poll object is made at the first spin: a connection that never spins (busy-polling
+    off) never pays for one, and one that starts spinning later gets it then.
+    """
+
+    __slots__ = ("_fileno", "_poll")
 
     def __init__(self, fileno: int) -> None:
         super().__init__()
-        poll = select.poll()
-        poll.register(fileno, select.POLLIN)
-        self._poll = poll.poll
+        self._fileno = fileno
+        self._poll: Optional[Callable[[int], List[Any]]] = None
 
     def _readable(self) -> bool:
-        return bool(self._poll(0))
+        poll = self._poll
+        if poll is None:
+            poller = select.poll()
+            poller.register(self._fileno, select.POLLIN)   # a closed descriptor raises: see spin
+            poll = self._poll = poller.poll
+        return bool(poll(0))
 
     def wait(self, gate: Optional[Callable[[], bool]] = None) -> bool:
         """Return once the socket is readable (True) or one spin is over (False: the caller blocks)."""
@@ -125,17 +130,17 @@ class SocketSpinner(Spinner):
 
 
 def spinner_for(sock: Any) -> Optional[SocketSpinner]:
-    """A SocketSpinner for a plain connected socket, or None where spinning does not apply."""
-    if not enabled() or not hasattr(select, "poll") or hasattr(sock, "pending"):
+    """A SocketSpinner for a plain socket, or None where spinning can never apply.
+
+    Made whether or not busy-polling is on now: each wait reads ``config.BUSYPOLL_US``.
+    """
+    if not hasattr(select, "poll") or hasattr(sock, "pending"):
         return None
     try:
-        return SocketSpinner(sock.fileno())
-    except (OSError, ValueError, AttributeError, TypeError):  # closed, or not a real socket
+        fileno = sock.fileno()
+    except (OSError, ValueError, AttributeError, TypeError):  # not a real socket
         return None
-
-
-def enabled() -> bool:
-    return SPIN_SECONDS > 0
+    return SocketSpinner(fileno) if isinstance(fileno, int) and fileno >= 0 else None   # -1: closed
 
 
 # One entry per thread of ours that is inside a call (client) or a request (server), or runs a

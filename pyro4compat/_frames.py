@@ -10,11 +10,12 @@ deterministic: a reader that raised keeps raising the same error for the same bu
 caller's only sensible move is to drop the connection.
 
 A server may instead ask the reader to *discard* a message over the limit (``discard_oversized``):
-if the message is no larger than :func:`~pyro4compat._protocol.discard_limit` allows, its bytes
-are counted off as they arrive (never buffered) and the reader then hands out an
-:class:`Oversized` event carrying just the header, so the server can answer
-``MessageTooLargeError`` on a stream that is still in step. A larger one still raises, and the
-connection is closed.
+the reader hands out an :class:`Oversized` event carrying just the header as soon as the header
+is in, so the server can answer ``MessageTooLargeError`` for its sequence number at once, before
+the body arrives. If the message is no larger than :func:`~pyro4compat._protocol.discard_limit`
+allows (``in_step``), its body is then counted off as it arrives (never buffered) and the frames
+after it are read as usual. A larger one leaves the reader raising ``MessageTooLargeError``
+from then on: the server answers and closes the connection.
 
 Like :mod:`pyro4compat._protocol`, this module never touches a socket, a thread or the config.
 """
@@ -57,9 +58,14 @@ class Frame(NamedTuple):
 
 
 class Oversized(NamedTuple):
-    """A message over the limit whose bytes were all read and dropped (see ``discard_oversized``)."""
+    """A message over the limit, reported on its header (see ``discard_oversized``).
+
+    ``in_step``: its body is being dropped as it arrives and the stream stays usable; False when
+    it is too large even for that (the reader raises from now on, the connection must close).
+    """
 
     header: Header
+    in_step: bool = True
 
 
 def _check_prefix(buffer: BytesLike) -> None:
@@ -76,8 +82,8 @@ class FrameReader:
     :data:`NEED_DATA`. ``bytes_needed`` says how many more bytes the current frame still lacks,
     so a blocking caller can ``recv`` exactly that much. Only received bytes are ever buffered;
     a header's claimed size is checked against ``max_message_size`` (0 = unlimited) first.
-    With ``discard_oversized``, a message over the limit but within :func:`discard_limit` is
-    dropped as it arrives and reported as :class:`Oversized` instead of raising.
+    With ``discard_oversized``, a message over the limit is reported as :class:`Oversized` as
+    soon as its header is in, and (within :func:`discard_limit`) its body dropped as it arrives.
 
     A payload of ``gather_from`` bytes or more is *gathered* rather than buffered: once its
     frame's header and annotations are in, the payload's bytes are kept as the list of pieces
@@ -96,14 +102,17 @@ class FrameReader:
         self._buffer = bytearray()
         self._header: Optional[Header] = None
         self._annotations: Optional[Dict[str, bytes]] = None
-        self._skipping: Optional[Header] = None   # the oversized message being dropped
-        self._skip_left = 0
+        self._skipping: Optional[Oversized] = None   # an oversized message not reported yet
+        self._skip_left = 0                          # bytes of its body still to drop
+        self._broken: Optional[MessageTooLargeError] = None   # set once a message was beyond discarding
         self._pieces: List[BytesLike] = []   # the gathered payload so far (see the class doc)
         self._gather_left = 0            # payload bytes still to be gathered
         self._gathered_head = 0          # header and annotation bytes of the frame being gathered
 
     def feed(self, data: BytesLike) -> None:
         """Add received bytes (any split: a byte, a message, several messages)."""
+        if self._broken is not None:
+            return      # the stream lost its message boundaries: nothing more is kept
         if self._skip_left:
             dropped = min(self._skip_left, len(data))
             self._skip_left -= dropped
@@ -147,17 +156,17 @@ class FrameReader:
     @property
     def in_frame(self) -> bool:
         """True while part of a frame has arrived and the rest has not (a sender may have stalled)."""
-        return bool(self._buffer) or self._header is not None or self._skipping is not None or bool(self._pieces)
+        return bool(self._buffer) or self._header is not None or self._skip_left > 0 or bool(self._pieces)
 
     @property
     def pending_header(self) -> Optional[Header]:
         """The header of the frame being received, once it has been parsed."""
-        return self._header or self._skipping
+        return self._header
 
     @property
     def bytes_needed(self) -> int:
         """How many more bytes the frame in progress needs (0: call ``next_frame()``)."""
-        if self._skipping is not None:
+        if self._skip_left:
             return self._skip_left
         if self._pieces:
             return self._gather_left
@@ -168,14 +177,18 @@ class FrameReader:
     def next_frame(self) -> Union[Frame, Oversized, _Sentinel]:
         """The next complete frame (or ``Oversized`` event), else ``NEED_DATA``; ``ProtocolError`` on bad input."""
         if self._skipping is not None:
-            return self._finish_skip()
+            return self._report_oversized()
+        if self._broken is not None:
+            raise self._broken
+        if self._skip_left:
+            return NEED_DATA
         if self._pieces:
             return self._finish_gathering()
         header = self._header or self._read_header()
         if header is None:
             return NEED_DATA
         if self._skipping is not None:
-            return self._finish_skip()
+            return self._report_oversized()
         buffer = self._buffer
         anns_end = HEADER_SIZE + header.annotations_size
         if len(buffer) < anns_end:
@@ -217,29 +230,33 @@ class FrameReader:
             return self._frame(pieces[0], 0)   # type: ignore[arg-type]
         return self._frame(b"".join(pieces), 0)
 
+    def _report_oversized(self) -> Oversized:
+        event, self._skipping = self._skipping, None
+        return event  # type: ignore[return-value]
+
     def _read_header(self) -> Optional[Header]:
         buffer = self._buffer
         if len(buffer) < HEADER_SIZE:
-            _check_prefix(buffer)
+            if buffer:      # nothing at all is the usual case between two messages: nothing to check
+                _check_prefix(buffer)
             return None
         header = unpack_header(bytes(buffer[:HEADER_SIZE]))
         try:
             check_message_size(header.data_size, header.annotations_size, self.max_message_size)
-        except MessageTooLargeError:
-            if not self.discard_oversized or header.total_size > discard_limit(self.max_message_size):
+        except MessageTooLargeError as exc:
+            if not self.discard_oversized:
                 raise
+            if header.total_size > discard_limit(self.max_message_size):
+                self._broken = exc
+                del buffer[:]
+                self._skipping = Oversized(header, False)
+                return header
             arrived = min(len(buffer) - HEADER_SIZE, header.total_size)
             del buffer[:HEADER_SIZE + arrived]  # what of it already arrived goes right away
-            self._skipping, self._skip_left = header, header.total_size - arrived
+            self._skipping, self._skip_left = Oversized(header), header.total_size - arrived
             return header
         self._header = header
         return header
-
-    def _finish_skip(self) -> Union[Oversized, _Sentinel]:
-        if self._skip_left:
-            return NEED_DATA
-        header, self._skipping = self._skipping, None
-        return Oversized(header)  # type: ignore[arg-type]
 
 
 def iter_frames(reader: FrameReader) -> Iterator[Frame]:

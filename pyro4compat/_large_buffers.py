@@ -19,19 +19,22 @@ of that size are then carved from the heap and reused warm. The cost: the proces
 to twice that block size of freed memory instead of returning it (at most 62 MiB).
 
 Nothing here changes what is sent or received. Other C libraries (musl, macOS, Windows) are left
-alone, as is every process when ``PYRO4COMPAT_KEEP_LARGE_BUFFERS=0``.
+alone, as is every process while ``config.KEEP_LARGE_BUFFERS`` is false (``PYRO_KEEP_LARGE_BUFFERS``).
+The item is read at each new high-water mark (see :mod:`._tunings`), so it can be switched at run
+time; thresholds glibc already raised stay raised.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Mapping
+from typing import Callable
 
-__all__ = ["LARGE", "ENV_VAR", "Keeper", "expect"]
+from ._tunings import keep_large_buffers, reader
+
+__all__ = ["LARGE", "Keeper", "expect"]
 
 LARGE = 1 << 20                    # messages from this size on make glibc's thresholds matter
-ENV_VAR = "PYRO4COMPAT_KEEP_LARGE_BUFFERS"
 _MIB = 1 << 20
 _CAP = 31 * _MIB                   # glibc only follows freed blocks of up to 32 MiB
 
@@ -44,14 +47,6 @@ def glibc() -> bool:
         return False
 
 
-def enabled_by(environ: Mapping[str, str]) -> bool:
-    """``PYRO4COMPAT_KEEP_LARGE_BUFFERS``: 1 (default) or 0; anything else is refused."""
-    value = environ.get(ENV_VAR, "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError("%s must be 0 or 1, not %r" % (ENV_VAR, value))
-    return value == "1"
-
-
 def block_size(message_size: int) -> int:
     """The block to free for a message of ``message_size``: room for twice it, whole MiB, capped."""
     wanted = 2 * message_size + _MIB
@@ -62,18 +57,24 @@ def _free_fresh_block(size: int) -> None:
     bytes(size)   # calloc of a fresh mapping (no page touched), freed at once
 
 
-class Keeper(object):
-    """Frees one block per new high-water mark of message sizes, never the same size twice."""
+_wanted = reader("KEEP_LARGE_BUFFERS", keep_large_buffers, False)   # config.KEEP_LARGE_BUFFERS now
 
-    def __init__(self, enabled: bool, release: Callable[[int], None] = _free_fresh_block) -> None:
-        self.raised_to = 0 if enabled else _CAP   # the largest block freed so far
+
+class Keeper(object):
+    """Frees one block per new high-water mark of message sizes, never the same size twice.
+
+    ``applies`` is false where the allocator isn't glibc: then nothing is ever freed.
+    """
+
+    def __init__(self, applies: bool, release: Callable[[int], None] = _free_fresh_block) -> None:
+        self.raised_to = 0 if applies else _CAP   # the largest block freed so far
         self._release = release
         self._lock = threading.Lock()
 
     def expect(self, message_size: int) -> None:
         """A message of ``message_size`` bytes (``LARGE`` or more) is being sent or received."""
         size = block_size(message_size)
-        if size <= self.raised_to:
+        if size <= self.raised_to or not _wanted():
             return                       # the common case: done already for this size
         with self._lock:
             if size > self.raised_to:
@@ -81,5 +82,5 @@ class Keeper(object):
                 self._release(size)
 
 
-_keeper = Keeper(enabled_by(os.environ) and glibc())
+_keeper = Keeper(glibc())
 expect = _keeper.expect

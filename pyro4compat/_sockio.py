@@ -367,6 +367,9 @@ class SocketConnection(object):
     """
 
     _peer: "Optional[Tuple[Any, Any]]" = None  # (socket, its getpeername()) once asked, per instance
+    # The next message (or its receive error), already read by a server that reads without
+    # blocking; ``Message.recv`` takes it from here before it would read the socket.
+    _pyroReceived: Any = None
     _closed_sock: Any = None  # the socket close() has shut down and closed already
 
     def peer_address(self) -> Any:

@@ -5,6 +5,12 @@
 This is the layer that reads ``config.MAX_MESSAGE_SIZE`` (when a message is built, received or
 decompressed) and talks to a connection: any object with ``send(bytes)``, ``recv(size)``
 (returning exactly ``size`` bytes or raising ``ConnectionClosedError``) and ``close()``.
+
+A server that reads without blocking (both socket servers do) has the next message, or the
+error receiving it met, complete before the daemon is called; it leaves it in the connection's
+``_pyroReceived`` attribute and :meth:`Message.recv` (and so ``Daemon.handleRequest``) takes it from
+there instead of reading the socket (:func:`_take_received`). The allocator tuning for large
+payloads (:mod:`._large_buffers`) only runs for a message whose size passed the limit.
 """
 
 from __future__ import annotations
@@ -38,6 +44,21 @@ FLAGS_KEEPSERIALIZED = proto.FLAGS_KEEPSERIALIZED
 secure_compare = proto.secure_compare
 
 
+def _take_received(connection: Any) -> Optional["Message"]:
+    """The message a server already read for ``connection`` (taken off it), or None when there is none.
+
+    A receive error the server met instead (with its ``pyroMsg``) is raised here, where a
+    blocking receive would have raised it.
+    """
+    received = getattr(connection, "_pyroReceived", None)
+    if received is None:
+        return None
+    connection._pyroReceived = None
+    if isinstance(received, BaseException):
+        raise received
+    return received
+
+
 def _fail(exc: Exception, msg: "Message") -> Exception:
     """Attach the offending message as ``pyroMsg``, as Pyro4 does for receive errors."""
     exc.pyroMsg = msg  # type: ignore[attr-defined]
@@ -65,10 +86,8 @@ class Message(object):
         self.data = databytes
         self.data_size = data_size = len(databytes)
         self.serializer_id = serializer_id
-        self.annotations = anns = dict(annotations) if annotations else {}
+        self.annotations = anns = proto.with_hmac(annotations, hmac_key, databytes)  # HMAC last: it covers the rest
         self.hmac_key = hmac_key
-        if hmac_key:
-            anns["HMAC"] = self.hmac()  # last: it covers the other annotations
         self.annotations_size = anns_size = proto.annotations_size(anns) if anns else 0
         max_size = config.MAX_MESSAGE_SIZE
         if 0 < max_size < data_size + anns_size:
@@ -81,10 +100,8 @@ class Message(object):
 
     def _head_bytes(self) -> bytes:
         """Header plus annotation chunks, from the current attribute values."""
-        chunks = proto.encode_annotations(self.annotations)
-        header = proto.pack_header(self.type, self.flags, self.seq, self.data_size, self.serializer_id,
-                                   len(chunks))
-        return header + chunks
+        return proto.encode_head(self.type, self.flags, self.seq, self.data_size, self.serializer_id,
+                                 self.annotations)
 
     def to_bytes(self) -> bytes:
         """The whole message (header, annotation chunks, payload) as one bytes object."""
@@ -112,8 +129,6 @@ class Message(object):
         msg = cls.__new__(cls)
         (msg.type, msg.flags, msg.seq, msg.data_size, msg.serializer_id,
          msg.annotations_size) = proto.header_fields(headerData)
-        if msg.data_size >= _large_buffers.LARGE:
-            _large_buffers.expect(msg.data_size)
         msg.data = b""
         msg.annotations = {}
         msg.hmac_key = None
@@ -122,7 +137,13 @@ class Message(object):
     @classmethod
     def recv(cls, connection: Any, requiredMsgTypes: Optional[Container[int]] = None,
              hmac_key: Optional[bytes] = None) -> "Message":
-        """Read one message from ``connection``, checking size, type and HMAC as Pyro4 does."""
+        """Read one message from ``connection``, checking size, type and HMAC as Pyro4 does.
+
+        A message a server already received for the connection is taken instead (see the module).
+        """
+        received = _take_received(connection)
+        if received is not None:
+            return received
         msg = cls.from_header(connection.recv(cls.header_size))
         msg.hmac_key = hmac_key
         max_size = config.MAX_MESSAGE_SIZE
@@ -137,6 +158,8 @@ class Message(object):
     def _recv_body(cls, connection: Any, msg: "Message", requiredMsgTypes: Optional[Container[int]],
                    hmac_key: Optional[bytes]) -> "Message":
         """The rest of ``recv`` once the header is in and its size accepted (the daemon's path too)."""
+        if msg.data_size >= _large_buffers.LARGE:
+            _large_buffers.expect(msg.data_size)  # only now: the size passed the limit
         if requiredMsgTypes and msg.type not in requiredMsgTypes:
             text = "invalid msg type %d received" % msg.type
             log.error(text)

@@ -344,13 +344,6 @@ class NameServerDaemon(Daemon):
             warnings.warn("Pyro protocol error occurred: " + str(exc))
             raise
 
-    def _handle_message(self, conn: Any, msg: Any) -> None:
-        try:
-            super()._handle_message(conn, msg)
-        except ProtocolError as exc:
-            warnings.warn("Pyro protocol error occurred: " + str(exc))
-            raise
-
 
 # --- autoclean -----------------------------------------------------------------------------------
 

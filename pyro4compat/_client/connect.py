@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, NamedTuple, Optional, Set, Tuple
 
-from .. import errors, socketutil
+from .. import _tunings, errors, socketutil
 from .._serializers import get_serializer_by_id
 from .._uri import URI
 from ..configuration import config
@@ -105,7 +105,11 @@ def connect_failed(exc: Exception, location: Any) -> errors.CommunicationError:
 
 def open_connection(uri: URI, serializer: Any, handshake: Any, hmac_key: Optional[bytes], timeout: Any,
                     seq: int, annotations: Dict[str, bytes]) -> Handshake:
-    """Connect to ``uri``'s daemon and complete the handshake; raises CommunicationError on failure."""
+    """Connect to ``uri``'s daemon and complete the handshake; raises CommunicationError on failure.
+
+    A bad tuning in ``config`` raises its own ValueError first (see :mod:`.._tunings`).
+    """
+    _tunings.check()
     location = _location(uri)
     conn = None
     try:

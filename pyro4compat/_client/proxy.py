@@ -12,7 +12,10 @@ into ``_pyroInvoke`` while it is held.
 
 Any ``CommunicationError`` (or ``KeyboardInterrupt``) in a call releases the connection:
 after a failed read the stream position is unknown, and a later call could otherwise read
-a stale reply. The next call reconnects.
+a stale reply. The next call reconnects. One exception: when sending a request fails because
+the daemon closed the connection (EPIPE, ECONNRESET), the reply it may have sent first (a
+daemon answers a request over its ``MAX_MESSAGE_SIZE`` on the header, before the body) is read
+and its error raised (``MessageTooLargeError``), as HTTP clients honour an early 413.
 
 Configuration is read per call where Pyro4 reads it (``SERIALIZER``, ``COMPRESSION``,
 ``METADATA``, ``LOGWIRE``) and at construction for ``COMMTIMEOUT`` and ``MAX_RETRIES``.
@@ -348,12 +351,25 @@ class Proxy:
     def __exchange(self, request: Message, serializer: Any) -> Any:
         if config.LOGWIRE:
             log_wiredata(log, "proxy wiredata sending", request)
-        request.send(self._pyroConnection)
+        try:
+            request.send(self._pyroConnection)
+        except errors.ConnectionClosedError as exc:
+            if request.flags & FLAGS_ONEWAY or not isinstance(exc.__cause__, _SEND_REFUSED):
+                raise
+            request.data = b""
+            reply = _early_reply(self._pyroConnection, self._pyroSeq, self._pyroHmacKey)
+            if reply is None:
+                raise
+            return self.__result(reply, serializer)
         if request.flags & FLAGS_ONEWAY:
             return None
         request.data = b""  # _pyroInvoke still holds the request: let a large payload go now
         del request
         reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=self._pyroHmacKey)
+        return self.__result(reply, serializer)
+
+    def __result(self, reply: Message, serializer: Any) -> Any:
+        """The call's result from its reply (raising the remote exception it carries)."""
         if config.LOGWIRE:
             log_wiredata(log, "proxy wiredata received", reply)
         if reply.seq != self._pyroSeq:
@@ -445,6 +461,28 @@ def stream_id_of(reply: Message) -> str:
     if not stream_id:
         raise errors.ProtocolError("result of call is an iterator, but the server is not configured to allow streaming")
     return stream_id
+
+
+_SEND_REFUSED = (BrokenPipeError, ConnectionResetError)  # the server closed on us mid-request
+_EARLY_REPLY_WAIT = 1.0  # seconds to look for an answer the server sent before it closed
+
+
+def _early_reply(conn: Any, seq: int, hmac_key: Optional[bytes]) -> Optional[Message]:
+    """The exception reply a server sent before closing on a request it refused on its header.
+
+    A daemon answers a header over its ``MAX_MESSAGE_SIZE`` at once (``MessageTooLargeError``)
+    and may close the connection while the request is still being sent; the answer is then
+    waiting in our receive buffer, as an early HTTP 413 is. None when there is no such answer.
+    """
+    try:
+        timeout = conn.getTimeout()
+        conn.setTimeout(_EARLY_REPLY_WAIT if timeout is None else min(timeout, _EARLY_REPLY_WAIT))
+        reply = Message.recv(conn, _RESULT_TYPES, hmac_key=hmac_key)
+    except (errors.PyroError, OSError):
+        return None
+    if reply.seq != seq or not reply.flags & FLAGS_EXCEPTION:
+        return None
+    return reply
 
 
 def _error_reply_serializer(reply: Message, serializer: Any) -> Any:

@@ -18,7 +18,7 @@ import logging
 import random
 import socket
 import time
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from .. import constants, errors, socketutil
 from .._uri import URI
@@ -45,16 +45,9 @@ def _resolve(uri: Any, hmac_key: Optional[bytes] = None) -> URI:
     if uri.protocol == "PYRO":
         return uri
     if uri.protocol == "PYRONAME":
-        with _locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:
-            return nameserver.lookup(uri.object)
+        return _ask_nameserver(uri, hmac_key, lambda nameserver: nameserver.lookup(uri.object))
     if uri.protocol == "PYROMETA":
-        with _locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:
-            candidates = nameserver.list(metadata_all=uri.object)
-            if candidates:
-                candidate = random.choice(list(candidates.values()))
-                log.debug("resolved to candidate %s", candidate)
-                return URI(candidate)
-            raise errors.NamingError("no registrations available with desired metadata properties %s" % uri.object)
+        return _ask_nameserver(uri, hmac_key, lambda nameserver: _meta_candidate(nameserver, uri.object))
     raise errors.PyroError("invalid uri protocol")
 
 
@@ -67,6 +60,37 @@ def _to_resolve(uri: Any) -> URI:
     if uri.protocol != "PYRO":
         log.debug("resolving %s", uri)
     return uri
+
+
+def _meta_candidate(nameserver: Proxy, tags: Any) -> URI:
+    candidates = nameserver.list(metadata_all=tags)
+    if candidates:
+        candidate = random.choice(list(candidates.values()))
+        log.debug("resolved to candidate %s", candidate)
+        return URI(candidate)
+    raise errors.NamingError("no registrations available with desired metadata properties %s" % tags)
+
+
+def _ask_nameserver(uri: URI, hmac_key: Optional[bytes], question: Callable[[Proxy], Any]) -> Any:
+    """``question(nameserver)`` of the name server for ``uri``'s location (or the configured one).
+
+    With a list of name servers, one that dies between answering the ping and answering the
+    question is passed over like one that didn't answer at all.
+    """
+    listed = _listed_addresses(uri.host, uri.port)
+    if listed is not None:
+        return _locate_in_list(listed, hmac_key, question)
+    with _locateNS(uri.host, uri.port, hmac_key=hmac_key) as nameserver:
+        return question(nameserver)
+
+
+def _listed_addresses(host: Optional[str], port: Optional[int]) -> Optional[List[NameServerAddress]]:
+    """The name servers to try in order when ``host`` (or else ``NS_HOST``) is a list; else None."""
+    if host is None and is_host_list(config.NS_HOST):
+        return parse_host_list(config.NS_HOST, config.NS_PORT)
+    if is_host_list(host):
+        return parse_host_list(host, port or config.NS_PORT)  # type: ignore[arg-type]
+    return None
 
 
 def _local_hosts() -> List[str]:
@@ -133,10 +157,9 @@ def _broadcast_lookup(port: Optional[int]) -> Optional[str]:
 def _locateNS(host: Optional[str] = None, port: Optional[int] = None, broadcast: bool = True,
               hmac_key: Optional[bytes] = None) -> Proxy:
     """A proxy bound to a name server: on ``host`` (and ``port``) if given, else discovered."""
-    if host is None and is_host_list(config.NS_HOST):
-        return _locate_in_list(parse_host_list(config.NS_HOST, config.NS_PORT), hmac_key)
-    if is_host_list(host):
-        return _locate_in_list(parse_host_list(host, port or config.NS_PORT), hmac_key)
+    listed = _listed_addresses(host, port)
+    if listed is not None:
+        return _locate_in_list(listed, hmac_key)
     if host is None:
         proxy = _try_localhost(port, hmac_key)
         if proxy is not None:
@@ -175,8 +198,33 @@ def _try_listed(address: NameServerAddress, hmac_key: Optional[bytes], timeout: 
     return proxy
 
 
-def _locate_in_list(addresses: List[NameServerAddress], hmac_key: Optional[bytes]) -> Proxy:
-    """The first listed name server that answers, recently failed ones last; else NamingError."""
+class _DiedWhileAsked(Exception):
+    """A listed name server answered the ping, then failed to answer the question."""
+
+
+def _asked(proxy: Proxy, question: Callable[[Proxy], Any]) -> Any:
+    """``question(proxy)``; a communication error becomes _DiedWhileAsked, any other error is the answer."""
+    with proxy:
+        try:
+            return question(proxy)
+        except errors.CommunicationError as exc:
+            raise _DiedWhileAsked(str(exc)) from exc
+
+
+def _passed_over(address: NameServerAddress, exc: BaseException, tried: List[str]) -> BaseException:
+    """Note that ``address`` failed (it goes to the back of the order for a while); return ``exc``."""
+    failed_hosts.failed(address, time.monotonic())
+    tried.append("%s (%s)" % (address, exc))
+    return exc
+
+
+def _locate_in_list(addresses: List[NameServerAddress], hmac_key: Optional[bytes],
+                    question: Optional[Callable[[Proxy], Any]] = None) -> Any:
+    """The first listed name server that answers (recently failed ones last), else NamingError.
+
+    Without ``question`` that is a proxy to it; with one, ``question(proxy)``'s answer, where a
+    communication error while asking moves on to the next name server. A NamingError is an answer.
+    """
     timeout = config.COMMTIMEOUT or LIST_TRY_TIMEOUT
     tried: List[str] = []
     last_error: Optional[BaseException] = None
@@ -185,13 +233,19 @@ def _locate_in_list(addresses: List[NameServerAddress], hmac_key: Optional[bytes
         try:
             proxy = _try_listed(address, hmac_key, timeout)
         except errors.PyroError as exc:
-            failed_hosts.failed(address, time.monotonic())
-            tried.append("%s (%s)" % (address, exc))
-            last_error = exc
+            last_error = _passed_over(address, exc, tried)
             continue
+        if question is None:
+            answer = proxy
+        else:
+            try:
+                answer = _asked(proxy, question)    # its own errors (unknown name ...) are answers
+            except _DiedWhileAsked as exc:
+                last_error = _passed_over(address, exc, tried)
+                continue
         failed_hosts.answered(address)
         log.debug("located NS")
-        return proxy
+        return answer
     raise errors.NamingError("Failed to locate the nameserver; tried: " + ", ".join(tried)) from last_error
 
 

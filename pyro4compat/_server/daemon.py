@@ -5,7 +5,10 @@ Theory of operation
 A ``Daemon`` owns a transport server (thread pool, multiplex or existing connection) chosen
 from ``config.SERVERTYPE`` when it is built. The transport owns sockets and threads and calls
 back into the daemon: ``_handshake(conn)`` for a new client, ``handleRequest(conn)`` per
-message, ``_clientDisconnect(conn)`` when a client goes, ``_housekeeping()`` now and then.
+message (on every server type, so overriding it works everywhere, as in Pyro4; the socket
+servers leave the message they already read in ``conn._pyroReceived``), ``_clientDisconnect(conn)``
+when a client goes, ``_housekeeping()`` now and then. Exception replies go out through
+``_sendExceptionResponse``, which subclasses may override as well.
 Request handling itself lives in :mod:`.dispatch`.
 
 Shared state and its guards: ``objectsById`` is a dict changed by ``register``/``unregister``
@@ -24,7 +27,7 @@ import threading
 import uuid
 from typing import Any, Callable, Dict, Optional
 
-from .. import constants, errors, socketutil
+from .. import _tunings, constants, errors, socketutil
 from .._protocol import hmac_key_bytes
 from .._client.proxy import Proxy
 from .._client.resolve import _locateNS
@@ -82,6 +85,7 @@ class Daemon:
         self.__loopstopped = threading.Event()
         self.__loopstopped.set()
         # Checked before any socket exists, so a bad setting leaks nothing.
+        _tunings.check()
         self._accepted_serializer_ids = frozenset(
             get_serializer(name).serializer_id for name in config.SERIALIZERS_ACCEPTED)
         if connected_socket:
@@ -236,25 +240,13 @@ class Daemon:
         return dispatch.handshake(self, conn, None, denied_reason)
 
     def handleRequest(self, conn: Any) -> None:
-        """Receive one message from ``conn`` and answer it."""
+        """Receive one message from ``conn`` and answer it (the socket servers have it waiting there)."""
         try:
             msg = dispatch.receive_message(self, conn, dispatch.REQUEST_TYPES)
         except errors.MessageTooLargeError as exc:
             dispatch.answer_oversized(self, conn, exc)  # re-raises (drop the connection) if not read off
             return
         dispatch.handle_request(self, conn, msg)
-
-    def _handshake_message(self, conn: Any, msg: Any) -> bool:
-        """Like ``_handshake`` for a CONNECT message the transport already received."""
-        return dispatch.handshake(self, conn, msg)
-
-    def _handle_message(self, conn: Any, msg: Any) -> None:
-        """Like ``handleRequest`` for a message the transport already received."""
-        dispatch.handle_request(self, conn, msg)
-
-    def _handle_oversized(self, conn: Any, exc: Any) -> None:
-        """Like ``handleRequest`` for an oversized request the transport read off and dropped."""
-        dispatch.answer_oversized(self, conn, exc)
 
     def _clientDisconnect(self, conn: Any) -> None:
         self._streams.client_disconnected(conn, config.ITER_STREAM_LINGER)

@@ -3,8 +3,12 @@
 Theory of operation
 -------------------
 A transport server owns the sockets and their threads. For every client it calls
-``daemon._handshake(conn)`` once, then ``daemon.handleRequest(conn)`` per incoming message.
-Both land here. Everything a call needs travels as arguments or in the thread-local
+``daemon._handshake(conn)`` once, then ``daemon.handleRequest(conn)`` per incoming message,
+on every server type, so a subclass overriding ``handleRequest`` sees every request. Both land
+here. The socket servers read without blocking and call the daemon only once a whole message
+(or a receive error) is there, left in ``conn._pyroReceived``; :func:`receive_message` takes it
+from there. Every exception reply goes out through ``daemon._sendExceptionResponse`` (Pyro4's
+name and signature), so an override of that takes effect too. Everything a call needs travels as arguments or in the thread-local
 ``current_context`` (set here, before user code runs, so the called method can read it).
 
 Locks: none are taken here. Requests of one connection arrive one at a time (the transport
@@ -22,10 +26,11 @@ encoded with a serializer the daemon accepts; before the request's serializer is
 when it is not accepted, marshal is used.
 
 Size limits: a message over ``MAX_MESSAGE_SIZE`` is read off and thrown away when it is no
-larger than ``_protocol.discard_limit`` allows (:func:`receive_message`, or the multiplex
-server's frame reader), then answered: ``MessageTooLargeError`` as an exception reply after the
-handshake (the connection stays usable), CONNECTFAIL before it. A larger one closes the
-connection. A compressed request is inflated here, bounded by ``MAX_MESSAGE_SIZE`` too, so a
+larger than ``_protocol.discard_limit`` allows (:func:`receive_message`, or the socket
+servers' frame readers), and answered: ``MessageTooLargeError`` as an exception reply after the
+handshake (the connection stays usable), CONNECTFAIL before it. The socket servers answer on
+the header, before the body arrived; a larger message is answered too, and then its connection
+is closed. A compressed request is inflated here, bounded by ``MAX_MESSAGE_SIZE`` too, so a
 zlib bomb gets the same reply instead of costing the daemon its memory.
 """
 
@@ -52,7 +57,7 @@ from ..futures import _Executor, _run_task
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                        FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
                        MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
-                       log_wiredata)
+                       _take_received, log_wiredata)
 from .exposure import get_exposed_property_value, getAttribute, set_exposed_property_value
 from .streams import is_stream_result
 
@@ -75,7 +80,12 @@ def receive_message(daemon: Any, conn: Any, required_types: Any) -> Message:
     Raises ``MessageTooLargeError`` (with ``pyroMsg``, the header) when the message is over
     ``MAX_MESSAGE_SIZE``; its bytes have been received and dropped when ``_pyroDiscarded`` is set
     on the error (the stream is still in step), otherwise the caller must close the connection.
+    A message the transport already received for ``conn`` (see ``message._take_received``) is
+    taken without touching the socket.
     """
+    received = _take_received(conn)
+    if received is not None:
+        return received
     msg = Message.from_header(conn.recv(_protocol.HEADER_SIZE))
     msg.hmac_key = daemon._pyroHmacKey
     max_size = config.MAX_MESSAGE_SIZE
@@ -98,19 +108,27 @@ def _discard(conn: Any, count: int) -> None:
 
 
 def answer_oversized(daemon: Any, conn: Any, exc: errors.MessageTooLargeError) -> None:
-    """Reply ``MessageTooLargeError`` to a request that was read off; re-raise when it was not."""
+    """Reply ``MessageTooLargeError`` to an oversized request; re-raise unless it was read off.
+
+    A transport that reads without blocking knows the header before the body: it has the reply
+    sent at once (``_pyroEarly``), also when the body is too large to be read off and the
+    connection must close afterwards; the client finds the answer waiting when its send fails.
+    """
     msg = getattr(exc, "pyroMsg", None)
-    if msg is None or not getattr(exc, "_pyroDiscarded", False):
+    discarded = getattr(exc, "_pyroDiscarded", False)
+    if msg is None or not (discarded or getattr(exc, "_pyroEarly", False)):
         raise exc
     if msg.type not in REQUEST_TYPES:
         raise errors.ProtocolError("invalid msg type %d received" % msg.type)
     if not msg.flags & FLAGS_ONEWAY:
         _reply_too_large(daemon, conn, msg.seq, msg.serializer_id, str(exc))
+    if not discarded:
+        raise exc
 
 
 def _reply_too_large(daemon: Any, conn: Any, seq: int, serializer_id: int, text: str) -> None:
     reply = errors.MessageTooLargeError(text)  # a fresh one: no received message attached to it
-    send_exception_reply(daemon, conn, seq, serializer_id, reply, formatTraceback(type(reply), reply, None))
+    daemon._sendExceptionResponse(conn, seq, serializer_id, reply, formatTraceback(type(reply), reply, None))
 
 
 def _inflate(msg: Message) -> None:
@@ -411,8 +429,8 @@ def _send_stream_reply(daemon: Any, conn: Any, seq: int, serializer_id: int, ite
     if config.ITER_STREAMING:
         annotations["STRM"] = daemon._streams.add(conn, iterator).encode()
     exc = errors.ProtocolError("result of call is an iterator")
-    send_exception_reply(daemon, conn, seq, serializer_id, exc, None,
-                         flags=FLAGS_ITEMSTREAMRESULT, annotations=annotations)
+    daemon._sendExceptionResponse(conn, seq, serializer_id, exc, None,
+                                  flags=FLAGS_ITEMSTREAMRESULT, annotations=annotations)
 
 
 def _handle_failure(daemon: Any, conn: Any, exc: Exception, flags: int, seq: int, serializer_id: int) -> None:
@@ -427,7 +445,7 @@ def _handle_failure(daemon: Any, conn: Any, exc: Exception, flags: int, seq: int
         return
     if isinstance(exc, errors.SerializeError) or not isinstance(exc, errors.CommunicationError):
         tblines = formatTraceback(*sys.exc_info(), detailed=config.DETAILED_TRACEBACK)
-        send_exception_reply(daemon, conn, seq, serializer_id, exc, tblines)
+        daemon._sendExceptionResponse(conn, seq, serializer_id, exc, tblines)
 
 
 def send_exception_reply(daemon: Any, conn: Any, seq: int, serializer_id: int, exc: BaseException,

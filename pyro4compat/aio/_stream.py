@@ -30,7 +30,7 @@ from typing import Any, Deque, Iterable, Optional, Tuple
 from .. import _frames, _protocol, errors
 from ..configuration import config
 from ..message import Message
-from ..socketserver.multiplexserver import message_from_frame
+from ..socketserver._receiving import message_from_frame
 
 __all__ = ["ClientStream", "reply_problem"]
 

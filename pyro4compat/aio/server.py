@@ -4,16 +4,18 @@ Theory of operation
 -------------------
 **On the loop** (the loop that runs ``await daemon.serve()``): accepting, TLS (asyncio's own),
 reading, framing and validation, writing, COMMTIMEOUT sweeps, and ``async def`` methods. Each
-connection is an ``asyncio.Protocol`` (:class:`_Connection`) whose ``data_received`` feeds the
-shared :class:`~pyro4compat._frames.FrameReader` and checks each frame with the multiplex
-server's ``frame_problem``/``message_from_frame``: the same single receive path, so a slow sender
-costs a few bytes of buffer, never a thread. All protocol state is touched on the loop only.
+connection is an ``asyncio.Protocol`` (:class:`_Connection`) whose ``data_received`` feeds its
+:class:`~pyro4compat._frames.FrameReader` and takes whole messages (or the receive error that
+stands for one) through ``socketserver._receiving.next_item``, the step the thread and multiplex
+servers use: the same single receive path, so a slow sender costs a few bytes of buffer, never a
+thread. All protocol state is touched on the loop only.
 
 **On workers** (an ``_Executor`` from :mod:`pyro4compat.futures`, soft limit ``THREADPOOL_SIZE``,
 idle workers exit): every complete message goes to the daemon's dispatch exactly as on the
-thread and multiplex servers (``daemon._handshake_message`` / ``_handle_message`` /
-``_handle_oversized``), so decoding, instance modes, ``current_context``, ``@callback``,
-oneway calls, streams and error replies behave the same. Plain methods therefore never stall the
+thread and multiplex servers: the item waits in ``conn._pyroReceived`` and the worker calls
+``daemon._handshake(conn)`` or ``daemon.handleRequest(conn)`` (so an override of either is
+honoured), and decoding, instance modes, ``current_context``, ``@callback``, oneway calls,
+streams, early ``MessageTooLargeError`` replies and error replies behave the same. Plain methods therefore never stall the
 loop. An ``async def`` method is handed back to the loop by ``aio.Daemon._pyroRunAsync`` and its
 worker waits for it (see docs/asyncio.rst for why, and what that costs).
 
@@ -43,15 +45,13 @@ import threading
 import time
 from typing import Any, Callable, Deque, List, Optional, Set, Tuple
 
-from .. import _frames, _protocol, errors
-from .._server.daemon import Daemon as _CoreDaemon
+from .. import _frames, errors
 from .._sockio import SocketConnection
 from ..configuration import config
 from ..futures import HARD_LIMIT, _Executor
 from ..socketserver import (_client_disconnect, _close_listener, _housekeeping_interval, _listen,
-                            _log_handshake_error, _log_request_error, _poll_timeout, _ReplayConnection,
-                            _shutdown_grace)
-from ..socketserver.multiplexserver import frame_problem, message_from_frame
+                            _log_handshake_error, _log_request_error, _poll_timeout, _shutdown_grace)
+from ..socketserver._receiving import Item, ends_stream, next_item
 
 __all__ = ["AsyncioServer"]
 
@@ -75,7 +75,6 @@ class AioConnection(SocketConnection):
         self._owner = owner
         self._transport = transport
         self._outbox: List[bytes] = []
-        self._replay = memoryview(b"")
         self.worker: Optional[int] = None
         peer = transport.get_extra_info("peername")
         if peer is not None:
@@ -94,16 +93,8 @@ class AioConnection(SocketConnection):
             self.send(buffer)
 
     def recv(self, size: int) -> bytes:
-        """The bytes of the message being replayed to an overridden ``Daemon.handleRequest``."""
-        replay = self._replay
-        if len(replay) < size:
-            raise errors.ConnectionClosedError("receiving: not enough data")
-        self._replay = replay[size:]
-        return bytes(replay[:size])
-
-    def replay(self, msg: Any) -> None:
-        """Let ``recv`` hand out ``msg`` again (an overridden ``handleRequest`` receives it itself)."""
-        self._replay = memoryview(msg.to_bytes())
+        """Never reads the socket (the loop does): whole messages wait in ``_pyroReceived``."""
+        raise errors.ConnectionClosedError("receiving: not enough data")
 
     def take_outbox(self) -> List[bytes]:
         outbox, self._outbox = self._outbox, []
@@ -159,17 +150,15 @@ class _Connection(asyncio.Protocol):
         self.heard_at = time.monotonic()
         self.reader.feed(data)
         while not self.lost:
-            try:
-                frame = self.reader.next_frame()
-            except errors.ProtocolError as exc:
-                self.queue.append(lambda exc=exc: self._reject(exc))   # type: ignore[misc]
-                self.transport.pause_reading()    # nothing after this is read
-                self.reading_paused = True
-                break
-            if frame is _frames.NEED_DATA:
+            item = next_item(self.reader, self.frames > 0, self.daemon._pyroHmacKey)
+            if item is None:
                 break
             self.frames += 1
-            self.queue.append(self._work_for(frame, self.frames == 1))
+            self.queue.append(lambda item=item: self._serve_item(item))   # type: ignore[misc]
+            if ends_stream(item):
+                self.transport.pause_reading()    # the stream lost its place: nothing after this is read
+                self.reading_paused = True
+                break
         if len(self.queue) >= _MAX_QUEUED and not self.reading_paused:
             self.transport.pause_reading()
             self.reading_paused = True
@@ -198,26 +187,22 @@ class _Connection(asyncio.Protocol):
 
     # --- work ------------------------------------------------------------------------------------
 
-    def _work_for(self, frame: Any, first: bool) -> Callable[[], Any]:
-        daemon = self.daemon
-        if isinstance(frame, _frames.Oversized):
-            return lambda: self._oversized(frame.header)
-        hmac_key = daemon._pyroHmacKey
-        problem = frame_problem(frame, not first, hmac_key)
-        msg = message_from_frame(frame, hmac_key)
-        if problem is not None:
-            problem.pyroMsg = msg  # type: ignore[attr-defined]
-            return lambda: self._reject(problem)
-        if first:
-            return lambda: self._handshake(msg)
-        if self.server.custom_handle_request:
-            return lambda: self._handle_custom(msg)
-        return lambda: daemon._handle_message(self.conn, msg)
-
-    def _handle_custom(self, msg: Any) -> None:
-        """On a worker: a subclass's ``handleRequest`` (auth, logging) gets the message through ``recv``."""
-        self.conn.replay(msg)
-        self.daemon.handleRequest(self.conn)
+    def _serve_item(self, item: Item) -> Any:
+        """On a worker: the handshake or ``daemon.handleRequest`` for one received item (a message,
+        or the receive error that stands for one), as the socket servers do; the verdict says
+        whether the connection ends here."""
+        conn = self.conn
+        conn._pyroReceived = item
+        try:
+            if self.connected:
+                self.daemon.handleRequest(conn)
+            elif self.daemon._handshake(conn):
+                self.connected = True
+            else:
+                return _CLOSE
+        finally:
+            conn._pyroReceived = None
+        return _CLOSE if ends_stream(item) else None
 
     def kick(self) -> None:
         """Hand the next queued message to a worker, unless one is in flight or writing is stuck."""
@@ -279,36 +264,6 @@ class _Connection(asyncio.Protocol):
         if not self.transport.is_closing():
             self.transport.writelines(chunks) if len(chunks) > 1 else self.transport.write(chunks[0])
 
-    def _handshake(self, msg: Any) -> Any:
-        """On a worker: the CONNECT; the connection counts as connected from here on when accepted."""
-        if not self.daemon._handshake_message(self.conn, msg):
-            return _CLOSE
-        self.connected = True
-        return None
-
-    def _oversized(self, header: _protocol.Header) -> Any:
-        exc = errors.MessageTooLargeError(_protocol.max_size_text(header.total_size, self.reader.max_message_size))
-        exc.pyroMsg = message_from_frame(_frames.Frame(header, {}, b""), None)  # type: ignore[attr-defined]
-        exc._pyroDiscarded = True  # type: ignore[attr-defined]
-        if not self.connected:
-            return self._reject(exc)
-        log.error("connection %s: %s", self.conn, exc)
-        self.daemon._handle_oversized(self.conn, exc)
-        return None
-
-    def _reject(self, exc: Exception) -> Any:
-        """A receive error (on a worker): CONNECTFAIL before the handshake, as Pyro4; then close."""
-        if isinstance(exc, errors.MessageTooLargeError):
-            log.error("connection %s: %s", self.conn, exc)
-        if not self.connected:
-            try:
-                self.daemon._handshake(_ReplayConnection(self.conn, error=exc))
-            except Exception as problem:
-                _log_handshake_error(log, problem)
-        else:
-            _log_request_error(log, exc, self.conn)
-        return _CLOSE
-
     def in_flight(self) -> bool:
         """A message of this connection is queued, being served, or its reply not yet written."""
         return self.busy or bool(self.queue) or self.unsent > 0
@@ -346,7 +301,6 @@ class AsyncioServer:
     def __init__(self) -> None:
         self.sock: Any = None
         self.daemon: Any = None
-        self.custom_handle_request = False   # a Daemon subclass overrides handleRequest: honour it
         self.locationStr: Optional[str] = None
         self.connections: Set[_Connection] = set()
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
@@ -372,7 +326,6 @@ class AsyncioServer:
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting asyncio socketserver")
         self.daemon = daemon
-        self.custom_handle_request = type(daemon).handleRequest is not _CoreDaemon.handleRequest
         self.grace = _shutdown_grace()
         self.sock, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
         self._unix = bool(unixsocket)
@@ -458,7 +411,8 @@ class AsyncioServer:
             if connection.write_paused_at is not None or connection.frames:
                 connection.transport.abort()   # not reading, or part-way after the handshake
             else:
-                connection.queue.append(lambda c=connection: c._reject(errors.TimeoutError("receiving: timeout")))
+                timeout = errors.TimeoutError("receiving: timeout")   # Pyro4's CONNECTFAIL text, then closed
+                connection.queue.append(lambda c=connection, item=timeout: c._serve_item(item))
                 connection.kick()
 
     # --- from any thread -------------------------------------------------------------------------

@@ -93,8 +93,10 @@ _DEFAULTS: Dict[str, Any] = {
     "SSL_CACERTS": "",
     # pyro4compat's own items
     "SHUTDOWN_GRACE": 1.0,
+    "BUSYPOLL_US": 200.0,           # see pyro4compat._busypoll
+    "KEEP_LARGE_BUFFERS": True,     # see pyro4compat._large_buffers
 }
-OWN_ITEMS = ("SHUTDOWN_GRACE",)
+OWN_ITEMS = ("SHUTDOWN_GRACE", "BUSYPOLL_US", "KEEP_LARGE_BUFFERS")
 
 
 def _from_env(item: str, default: Any, text: str) -> Any:

@@ -283,32 +283,3 @@ def _client_disconnect(log: logging.Logger, daemon: Any, conn: Any) -> None:
         daemon._clientDisconnect(conn)
     except Exception as exc:
         log.warning("Error in clientDisconnect: " + str(exc))
-
-
-class _ReplayConnection(object):
-    """A connection whose ``recv`` serves bytes already received (or raises a stored error).
-
-    It lets a transport that read a message itself still go through ``daemon._handshake(conn,
-    ...)``, which receives on its own; replies go out on the real connection. Only used where
-    the daemon never hands the connection to user code (refusals and receive errors).
-    """
-
-    def __init__(self, conn: Any, data: bytes = b"", error: Optional[BaseException] = None) -> None:
-        self._conn = conn
-        self._data = memoryview(data)
-        self._error = error
-
-    def recv(self, size: int) -> bytes:
-        if self._error is not None:
-            raise self._error
-        if len(self._data) < size:
-            self._data = self._data[len(self._data):]
-            raise errors.ConnectionClosedError("receiving: not enough data")
-        chunk, self._data = self._data[:size].tobytes(), self._data[size:]
-        return chunk
-
-    def send(self, data: Any) -> None:
-        self._conn.send(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)

@@ -8,15 +8,18 @@ from an external loop) is the only thread that touches the selector and the clie
 * **Reading never blocks the loop.** Pyro4 reads a whole message with blocking ``recv`` calls, so
   one client sending a byte a second freezes every other client. Here each readable event gets
   one ``recv`` of what is there (TLS: until the TLS object has nothing buffered), fed into that
-  connection's :class:`~pyro4compat._frames.FrameReader`; only complete messages are
-  dispatched, through ``daemon._handshake_message`` / ``daemon._handle_message``. The rest of a
-  large payload (``_frames.GATHER_FROM`` and up) is received into new ``bytes`` objects that the
-  reader joins once, not copied through the shared receive buffer. Size limits,
-  message types and HMAC are checked here first, with Pyro4's errors: before the handshake they
-  become the CONNECTFAIL Pyro4 would send, afterwards the connection is closed. A message over
-  ``MAX_MESSAGE_SIZE`` (but within ``_protocol.discard_limit``) is dropped by the reader as it
-  arrives, never buffered, and then answered: CONNECTFAIL before the handshake,
-  ``daemon._handle_oversized`` (a ``MessageTooLargeError`` reply) after it.
+  connection's :class:`~pyro4compat._frames.FrameReader` (see :mod:`._receiving`, shared with
+  the thread server). The rest of a large payload (``_frames.GATHER_FROM`` and up) is received
+  into new ``bytes`` objects that the reader joins once, not copied through the shared receive
+  buffer. Only complete messages, checked for size, type and HMAC, are dispatched: left in
+  ``conn._pyroReceived``, through ``daemon._handshake(conn)`` and ``daemon.handleRequest(conn)``, the
+  entry points of every server type, so a subclass overriding them is honoured here too.
+  Before the handshake a receive error becomes the CONNECTFAIL Pyro4 would send; after it, it
+  goes through ``handleRequest`` like a message (it raises there) and the connection is closed.
+* **Refusals on the header**: a header over ``MAX_MESSAGE_SIZE`` is answered at once (CONNECTFAIL
+  before the handshake, a ``MessageTooLargeError`` reply for its sequence number after it),
+  before its body arrives; the body is then dropped as it arrives (never buffered) when within
+  ``_protocol.discard_limit``, otherwise the connection is closed right after the answer.
 * **Writing may block briefly**: replies go out with blocking sends bounded by ``COMMTIMEOUT``
   (as in Pyro4), so a client that stops reading stalls the loop until its socket buffer drains
   or the timeout hits.
@@ -54,16 +57,11 @@ from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
 
 from .._star import lazy_modules
-from .. import _busypoll, _frames, _large_buffers, _protocol, errors, socketutil
+from .. import _busypoll, _frames, errors, socketutil
 from ..configuration import config
-from ..message import Message
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
-               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _shutdown_grace, _Waker)
-
-try:
-    import ssl
-except ImportError:  # Python built without OpenSSL
-    ssl = None  # type: ignore[assignment]
+               _log_request_error, _poll_timeout, _prepare_accepted, _shutdown_grace, _Waker)
+from ._receiving import TLS_WAIT, Item, ends_stream, next_item, receive_available
 
 # Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
 __all__ = ["SocketServer_Multiplex",
@@ -75,41 +73,6 @@ __getattr__ = lazy_modules(__name__, {"util": "pyro4compat.util"})
 log = logging.getLogger("Pyro4.multiplexserver")
 
 _RECV_BUFFER = 1 << 20        # one reusable receive buffer per server
-_GATHER_RECV_MAX = 16 << 20   # most one recv asks for while gathering a large payload (address space)
-_REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
-_TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
-
-
-def message_from_frame(frame: _frames.Frame, hmac_key: Optional[bytes]) -> Message:
-    """A received :class:`Message` for a complete frame (what ``Message.recv`` would have returned)."""
-    header = frame.header
-    msg = Message.__new__(Message)
-    msg.type = header.msg_type
-    msg.flags = header.flags
-    msg.seq = header.seq
-    msg.data = frame.payload
-    msg.data_size = header.data_size
-    if header.data_size >= _large_buffers.LARGE:
-        _large_buffers.expect(header.data_size)  # from the next such message on, see the module
-    msg.serializer_id = header.serializer_id
-    msg.annotations = frame.annotations
-    msg.annotations_size = header.annotations_size
-    msg.hmac_key = hmac_key
-    return msg
-
-
-def frame_problem(frame: _frames.Frame, connected: bool, hmac_key: Optional[bytes]) -> Optional[Exception]:
-    """The error ``Message.recv`` would raise for this frame (wrong type, HMAC), or None."""
-    if frame.header.msg_type not in _REQUIRED_TYPES[connected]:
-        text = "invalid msg type %d received" % frame.header.msg_type
-        log.error(text)
-        return errors.ProtocolError(text)
-    problem = _protocol.hmac_problem(hmac_key, frame.payload, frame.annotations)
-    if problem:
-        if problem == _protocol.ERR_HMAC_NOT_SYMMETRIC:
-            log.warning(problem)
-        return errors.SecurityError(problem)
-    return None
 
 
 class _Client(object):
@@ -144,7 +107,7 @@ class SocketServer_Multiplex(_LoopGuard):
         self._tls: Any = None
         self._waker: Optional[_Waker] = None
         self._clients: Dict[Any, _Client] = {}
-        self._buffer = bytearray(_RECV_BUFFER)
+        self._view = memoryview(bytearray(_RECV_BUFFER))
         self._lock = threading.Lock()
         self._closed = False
         self._torn_down = False
@@ -155,7 +118,7 @@ class SocketServer_Multiplex(_LoopGuard):
         self._next_housekeeping = 0.0
         self._commtimeout = 0.0
         self._next_sweep = float("inf")
-        self._spinner = _busypoll.Spinner() if _busypoll.enabled() else None
+        self._spinner = _busypoll.Spinner()     # spins only while config.BUSYPOLL_US is on
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting multiplexed socketserver")
@@ -314,73 +277,30 @@ class SocketServer_Multiplex(_LoopGuard):
         client.heard_at = time.monotonic()
         if client.tls_pending and not self._advance_tls(client):
             return
+        reader = client.reader
         try:
-            data = self._receive(client)
-        except (BlockingIOError, InterruptedError, socket.timeout):
-            return          # a spurious wake-up: nothing to read after all
+            data = receive_available(client.conn.sock, reader, self._view)
         except OSError as exc:
             self._drop(client, exc)
             return
         if data is None:
-            return          # TLS: only part of a record arrived
+            return          # a spurious wake-up, or only part of a TLS record arrived
         if not data:
             self._drop(client, errors.ConnectionClosedError("receiving: connection lost"))
             return
-        client.reader.feed(data)
+        reader.feed(data)
+        hmac_key = self.daemon._pyroHmacKey
         while not self._closed and client.conn in self._clients:
-            try:
-                frame = client.reader.next_frame()
-            except errors.ProtocolError as exc:
-                self._reject(client, exc)
+            item = next_item(reader, client.connected, hmac_key)
+            if item is None:
                 return
-            if frame is _frames.NEED_DATA:
-                return
-            if isinstance(frame, _frames.Oversized):
-                self._oversized(client, frame.header)
-                continue
-            hmac_key = self.daemon._pyroHmacKey
-            problem = frame_problem(frame, client.connected, hmac_key)  # type: ignore[arg-type]
-            msg = message_from_frame(frame, hmac_key)  # type: ignore[arg-type]
-            del frame  # msg alone holds the payload now, and the request drops it once decoded
-            self._dispatch(client, msg, problem)
-
-    def _receive(self, client: _Client) -> Optional[_protocol.BytesLike]:
-        """What the socket has now, without waiting; b"" at EOF, None when TLS needs more bytes.
-
-        The rest of a large payload is received as new ``bytes`` objects that the frame reader
-        keeps as they are (see ``FrameReader.gathering``); everything else goes through the one
-        reusable buffer.
-        """
-        sock = client.conn.sock
-        if not client.tls_pending and self._tls is None:
-            reader = client.reader
-            if reader.gathering:
-                # warm heap blocks for these receives, not a fresh mapping each (see _large_buffers)
-                _large_buffers.expect(reader.pending_header.total_size)  # type: ignore[union-attr]
-                return sock.recv(min(reader.bytes_needed, _GATHER_RECV_MAX))
-            view = memoryview(self._buffer)
-            count = sock.recv_into(view)
-            return view[:count]
-        view = memoryview(self._buffer)
-        filled = 0
-        try:
-            while filled < len(view):
-                count = sock.recv_into(view[filled:])
-                if not count:
-                    break
-                filled += count
-                if not sock.pending():
-                    break
-        except _TLS_WAIT:
-            if not filled:
-                return None
-        return view[:filled]
+            self._dispatch(client, item)
 
     def _advance_tls(self, client: _Client) -> bool:
         """Continue a non-blocking TLS handshake; True once it is complete."""
         try:
             client.conn.sock.do_handshake()
-        except _TLS_WAIT:
+        except TLS_WAIT:
             return False    # (a wanted write is rare here: a fresh socket's send buffer is empty)
         except (OSError, ValueError) as exc:
             log.debug("TLS handshake with %s failed: %s", client.peer, exc)
@@ -389,26 +309,29 @@ class SocketServer_Multiplex(_LoopGuard):
         client.tls_pending = False
         return True
 
-    def _dispatch(self, client: _Client, msg: Message, problem: Optional[Exception]) -> None:
-        """One complete message: the handshake or a request, with blocking sends for the reply."""
-        if problem is not None:
-            problem.pyroMsg = msg  # type: ignore[attr-defined]
-            self._reject(client, problem)
-            return
+    def _dispatch(self, client: _Client, item: Item) -> None:
+        """One complete message (or receive error): the handshake or ``daemon.handleRequest``, replies blocking."""
         if client.connected:
-            self._serve(client, lambda conn: self.daemon._handle_message(conn, msg))
+            self._serve(client, item, self.daemon.handleRequest)
+        elif isinstance(item, Exception):
+            self._reject(client, item)
         else:
-            self._serve(client, lambda conn: self._handshake(client, msg))
+            self._serve(client, item, lambda conn: self._handshake(client))
 
-    def _handshake(self, client: _Client, msg: Message) -> None:
-        if self.daemon._handshake_message(client.conn, msg):
+    def _handshake(self, client: _Client) -> None:
+        if self.daemon._handshake(client.conn):
             client.connected = True
         else:
             self._drop(client, None)
 
-    def _serve(self, client: _Client, work: Callable[[Any], None]) -> None:
-        """Run ``work(conn)`` (it replies with blocking sends); any failure drops the connection."""
+    def _serve(self, client: _Client, item: Item, work: Callable[[Any], Any]) -> None:
+        """Leave ``item`` in ``conn._pyroReceived`` and run ``work(conn)``; any failure drops the connection.
+
+        So does a receive error after which the stream can't go on, even when ``work`` (an
+        overridden ``handleRequest``, say) swallowed it.
+        """
         conn = client.conn
+        conn._pyroReceived = item
         if self._tls is not None:
             conn.sock.settimeout(config.COMMTIMEOUT or None)
         try:
@@ -419,30 +342,22 @@ class SocketServer_Multiplex(_LoopGuard):
             else:
                 _log_handshake_error(log, exc)
             self._drop(client, None)
-        else:
-            if self._tls is not None and client.conn in self._clients:
-                conn.sock.setblocking(False)
-
-    def _oversized(self, client: _Client, header: _protocol.Header) -> None:
-        """A message over the limit was read off and dropped: say so (the stream is still in step)."""
-        exc = errors.MessageTooLargeError(_protocol.max_size_text(header.total_size, client.reader.max_message_size))
-        exc.pyroMsg = message_from_frame(_frames.Frame(header, {}, b""), None)  # type: ignore[attr-defined]
-        exc._pyroDiscarded = True  # type: ignore[attr-defined]
-        if not client.connected:
-            self._reject(client, exc)
             return
-        log.error("connection %s: %s", client.conn, exc)
-        self._serve(client, lambda conn: self.daemon._handle_oversized(conn, exc))
+        finally:
+            conn._pyroReceived = None
+        if ends_stream(item):
+            self._drop(client, None)
+        elif self._tls is not None and client.conn in self._clients:
+            conn.sock.setblocking(False)
 
     def _reject(self, client: _Client, exc: Exception) -> None:
         """A receive error: Pyro4 answers it with CONNECTFAIL before the handshake, else just closes."""
-        if isinstance(exc, errors.MessageTooLargeError):
-            log.error("connection %s: %s", client.conn, exc)
         if not client.connected:
             try:
                 if self._tls is not None:
                     client.conn.sock.settimeout(config.COMMTIMEOUT or None)
-                self.daemon._handshake(_ReplayConnection(client.conn, error=exc))
+                client.conn._pyroReceived = exc
+                self.daemon._handshake(client.conn)
             except Exception as problem:
                 _log_handshake_error(log, problem)
         else:

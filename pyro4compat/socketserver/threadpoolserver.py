@@ -7,25 +7,33 @@ exhaust the server. Here a connection only holds a worker while it has work:
 
 * **The loop thread** (whoever runs :meth:`SocketServer_Threadpool.loop`, or an external loop
   through :meth:`~SocketServer_Threadpool.events`) owns the selector. It watches the listening
-  socket, a waker socket pair and every *parked* connection. It never reads or writes client
-  data and never blocks on a client: ``accept`` is non-blocking. A new connection goes to a
-  worker at once while workers are to spare (the worker waits up to ``LINGER_SECONDS`` for the
-  CONNECT message, as for a next request), otherwise it is parked; its handshake (TLS
-  included) runs on a worker once the client has sent something, so a client that connects
-  and stays silent costs a selector slot, not a thread.
+  socket, a waker socket pair and every *parked* connection, and never blocks on a client:
+  ``accept`` and every receive are non-blocking. A new connection goes to a worker at once
+  while workers are to spare (the worker lingers for its CONNECT, as for a next request),
+  otherwise it is parked. When a parked connection is readable, the loop thread receives what
+  is there into the connection's frame reader (:mod:`._receiving`, shared with the multiplex
+  server) and hands the connection to a worker only once a whole message is in (its TLS
+  handshake, non-blocking, advances the same way): a client that trickles its bytes costs
+  buffer space, never a thread. At most ``PENDING_HANDSHAKES`` connections may be without a
+  completed handshake; for each one more, the oldest is closed (logged once).
 * **A connection is in exactly one place** at any time: parked in the selector, queued in the
   pool, or held by one worker. That is what keeps the calls of one connection strictly in order
-  with never two of them in flight.
-* **A worker** (:class:`ClientConnectionJob` ``__call__``) performs the handshake or
-  ``daemon.handleRequest(conn)`` (which reads one message, blocking with ``COMMTIMEOUT``, and
-  sends the reply), then keeps the connection while its next request is already readable:
-  a poll of the socket, with a wait of ``LINGER_SECONDS`` when the pool has spare workers, so
-  a client calling in a loop stays on one thread. Readiness is looked at once per request: a
-  busy-poll that saw the bytes skips the poll, and either one marks the connection
-  ``readable_seen`` so its receive goes straight to ``recv``. Otherwise it parks the
-  connection again (queue + one byte on the waker; only the loop thread touches the selector). The loop
-  adopts the queue at the start of a pass *and* after draining the waker: a connection parked
-  in between would otherwise have lost its wake byte, which an external loop never recovers.
+  with never two of them in flight, and its reader touched by one thread at a time.
+* **A worker** (:class:`ClientConnectionJob` ``__call__``) takes the next whole message from
+  the reader, leaves it in ``conn._pyroReceived`` and calls ``daemon._handshake(conn)`` or
+  ``daemon.handleRequest(conn)`` (the entry points on every server type), which reply with
+  blocking sends bounded by ``COMMTIMEOUT``. Then it keeps the connection while a next whole
+  message arrives within its linger window: ``LINGER_SECONDS`` when the pool has spare workers
+  (a busy-poll first, see :mod:`.._busypoll`, then a poll), else none, receiving without
+  blocking what comes; a partial message stays in the reader when the window closes (the
+  window only grows, ``_REST_WAIT`` at a time, while a large message arrives at
+  ``_STEADY_BYTES`` or more per receive). Otherwise it parks the connection again (queue + one
+  byte on the waker; only the loop thread touches the selector). The loop adopts the queue at
+  the start of a pass *and* after draining the waker: a connection parked in between would
+  otherwise have lost its wake byte, which an external loop never recovers. A small request
+  that arrives whole costs the same as before this design: one readiness wait, one receive.
+* **Oversized requests** are answered on their header (see :mod:`._receiving`): the reply goes
+  out before the body arrives, the body is then dropped as it comes or the connection closed.
 * **Reconnecting clients**: a worker whose connection just ended, while it is the only busy
   one, busy-polls the listening socket for one spin (see :mod:`.._busypoll`) and accepts and
   serves the next connection itself (:meth:`SocketServer_Threadpool._take_over_accept`). A
@@ -40,9 +48,10 @@ exhaust the server. Here a connection only holds a worker while it has work:
   already queued without a worker: a burst of connects is absorbed, a saturated server says
   so instead of letting clients wait without bound. The
   refusal is written from the loop thread without blocking: it uses the CONNECT message if it
-  has fully arrived (plain sockets), otherwise the connection is just closed.
-* **Timeouts**: with ``COMMTIMEOUT`` set, a connection parked longer than that is closed, as a
-  Pyro4 worker blocked in ``recv`` would time out. **Housekeeping** runs on the
+  has fully arrived, otherwise the connection is just closed.
+* **Timeouts**: with ``COMMTIMEOUT`` set, a parked connection that received nothing for longer
+  than that (idle, or stalled part-way through a message) is closed, as a Pyro4 worker blocked
+  in ``recv`` would time out. **Housekeeping** runs on the
   :class:`Housekeeper` thread every ``min(POLLTIMEOUT, max(COMMTIMEOUT, 5))`` seconds.
 * **Shutdown** may come from any thread, including a worker running a remote call.
   ``shutdown()`` closes the listening socket at once; while ``loop`` runs, open connections
@@ -53,8 +62,8 @@ exhaust the server. Here a connection only holds a worker while it has work:
   inside. A busy worker finishes its request (its reply is still sent), then finds the server
   closed and closes its connection. No thread ever joins itself.
 
-Locks: ``_lock`` guards ``_closed``, ``_inside``, ``_looping``, ``_open``, ``_drain_until`` and the
-queue of connections being parked;
+Locks: ``_lock`` guards ``_closed``, ``_inside``, ``_looping``, ``_open``, ``_unconnected``,
+``_drain_until`` and the queue of connections being parked;
 ``_client_disconnect_lock`` serializes ``daemon._clientDisconnect`` calls, as in Pyro4.
 """
 
@@ -63,21 +72,21 @@ from __future__ import annotations, print_function
 import errno
 import logging
 import os
-import select
 import selectors
 import socket
 import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional
 
-from .. import _frames, errors, socketutil
+from .. import errors, socketutil
 from .._star import lazy_modules
-from .._busypoll import begin_work, end_work, quiet, spinner_for
+from .._busypoll import quiet, spinner_for
 from ..configuration import config
-from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
-               _log_request_error, _poll_timeout, _prepare_accepted, _ReplayConnection, _shutdown_grace, _Waker)
+from . import (_LoopGuard, _close_listener, _housekeeping_interval, _listen, _poll_timeout, _prepare_accepted,
+               _shutdown_grace, _Waker)
+from ._connection_job import ClientConnectionJob, _client_disconnect_lock  # noqa: F401 (Pyro4 has the name here)
 from .threadpool import NoFreeWorkersError, Pool, PoolError
 
 # Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
@@ -88,152 +97,14 @@ __all__ = ["SocketServer_Threadpool", "ClientConnectionJob", "Housekeeper",
 __getattr__ = lazy_modules(__name__, {"util": "pyro4compat.util"})
 
 log = logging.getLogger("Pyro4.threadpoolserver")
-_client_disconnect_lock = threading.Lock()
 
 LINGER_SECONDS = 0.001      # how long a worker with spare colleagues waits for a connection's next call
 NEW_CONNECTION_BACKLOG = 100  # jobs queued without a worker before new connections are refused
 DENIED_REASON = "no free workers, increase server threadpool size"
 _ACCEPT_BATCH = 64          # connections accepted per readiness event, so clients get served in between
-_DENY_READ_LIMIT = 65536    # a refused client's CONNECT must fit in this to get a CONNECTFAIL
+PENDING_HANDSHAKES = 1000   # connections without a completed handshake before the oldest is closed
 _LISTENING = "listening"    # selector key data for the listening socket
 _WAKING = "waking"          # ... and for the waker
-
-
-def _has_poll() -> bool:
-    return hasattr(select, "poll")
-
-
-class ClientConnectionJob(object):
-    """One client connection and the work it brings to a worker thread (one call = one activation)."""
-
-    def __init__(self, clientSocket: Any, clientAddr: Any, daemon: Any, server: "SocketServer_Threadpool") -> None:
-        self.csock = socketutil.SocketConnection(clientSocket)
-        self.csock._remember_peer(clientAddr)
-        self.csock.read_ahead = True   # header and small body in one recv; surplus is checked below
-        self.csock.spin_gate = server._may_spin
-        self.caddr = clientAddr
-        self.daemon = daemon
-        self.server = server
-        self.connected = False      # handshake completed (only then does _clientDisconnect apply)
-        self.ended = False          # _finish ran: the server counts this connection as open until then
-        self.parked_at = time.monotonic()
-        self._poller: Any = None
-
-    def __call__(self) -> None:
-        job: Optional[ClientConnectionJob] = self
-        while job is not None:
-            ended = job._serve_while_busy()
-            job = job.server._take_over_accept() if ended else None
-
-    def _serve_while_busy(self) -> bool:
-        """Handshake and requests while they keep coming; True when the connection ended, False if parked."""
-        server = self.server
-        if server._closed:
-            self._finish()
-            return False
-        if not self.connected:
-            if not self._next_request_ready(server._linger()):
-                server._park(self)      # handed over at accept, but the client is still silent
-                return False
-            if not self.handleConnection():
-                return True
-            self.connected = True
-        elif not self._serve_one():
-            return True
-        while not server._closed and self._next_request_ready(server._linger()):
-            if server._closed:      # shut down while we waited: serve nothing more
-                break
-            if not self._serve_one():
-                return True
-        server._park(self)
-        return False
-
-    def _serve_one(self) -> bool:
-        """Handle one request; on failure close the connection and return False."""
-        begin_work(None)
-        try:
-            self.daemon.handleRequest(self.csock)
-            return True
-        except BaseException as exc:     # SystemExit from a remote method too: Pyro4 serves on
-            _log_request_error(log, exc, self.caddr)
-            self._finish()
-            return False
-        finally:
-            end_work()
-
-    def _next_request_ready(self, linger: float) -> bool:
-        """Is the next request (or EOF) already readable? Waits up to ``linger`` seconds."""
-        if self.csock.buffered:
-            return True      # a read-ahead already holds (part of) the next request: poll can't see it
-        sock = self.csock.sock
-        pending = getattr(sock, "pending", None)
-        if pending is not None and pending():
-            return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
-        if linger and self.csock.spin_until_readable():
-            return True      # the spin saw it: no second look, and the receive won't spin again
-        try:
-            if _has_poll():
-                if self._poller is None:
-                    self._poller = select.poll()
-                    self._poller.register(sock.fileno(), select.POLLIN)
-                ready = bool(self._poller.poll(linger * 1000.0))
-            else:
-                ready = bool(select.select([sock], [], [], linger)[0])
-        except (OSError, ValueError):
-            return True      # let handleRequest meet the broken socket and report it
-        self.csock.readable_seen = ready
-        return ready
-
-    def handleConnection(self) -> bool:
-        """TLS (when configured) and the Pyro handshake; False (connection closed) when they fail."""
-        try:
-            if self.server._tls is not None:
-                self.csock.sock = self.server._tls.wrap_socket(self.csock.sock, server_side=True)
-            if self.daemon._handshake(self.csock):
-                return True
-        except BaseException as exc:     # a handshake hook's sys.exit() ends this connection only
-            _log_handshake_error(log, exc)
-        self._finish()
-        return False
-
-    def denyConnection(self, reason: str) -> None:
-        """Refuse the client with CONNECTFAIL ``reason``, without ever blocking the caller."""
-        log.warning("client connection was denied: " + reason)
-        try:
-            received = self._receive_available() if self.server._tls is None else b""
-            if received:
-                self.csock.setTimeout(config.COMMTIMEOUT or None)
-                self.daemon._handshake(_ReplayConnection(self.csock, received), denied_reason=reason)
-        except Exception as exc:
-            log.debug("could not send the refusal: %s", exc)
-        self._finish()
-
-    def _receive_available(self) -> bytes:
-        """The client's first message if it has completely arrived already, else b""."""
-        self.csock.setTimeout(0.0)
-        try:
-            data = self.csock.sock.recv(_DENY_READ_LIMIT)
-        except OSError:
-            return b""
-        reader = _frames.FrameReader()
-        reader.feed(data)
-        try:
-            complete = reader.next_frame() is not _frames.NEED_DATA
-        except errors.ProtocolError:
-            complete = True     # let the daemon word the protocol error in its CONNECTFAIL
-        return data if complete else b""
-
-    def _finish(self) -> None:
-        """The connection's end: tell the daemon (once, if handshaken), then close the socket."""
-        if self.connected:
-            self.connected = False
-            with _client_disconnect_lock:
-                _client_disconnect(log, self.daemon, self.csock)
-        self._poller = None
-        self.csock.close()
-        if not self.ended:
-            self.ended = True
-            self.server._connection_ended()
 
 
 class Housekeeper(threading.Thread):
@@ -279,11 +150,16 @@ class SocketServer_Threadpool(_LoopGuard):
         self._returning: Deque[ClientConnectionJob] = deque()
         self._next_sweep = 0.0
         self._accept_spinner: Any = None   # the listener's busy-poll spinner: see _take_over_accept
+        self._commtimeout = 0.0
+        # connections accepted and not handshaken yet, oldest first (guarded by _lock): see _evict
+        self._unconnected: Dict[ClientConnectionJob, None] = {}
+        self._evicted = 0
 
     def init(self, daemon: Any, host: Optional[str], port: int, unixsocket: Optional[str] = None) -> None:
         log.info("starting thread pool socketserver")
         self.daemon = daemon
         self.grace = _shutdown_grace()
+        self._commtimeout = config.COMMTIMEOUT or 0.0   # read once, as for the sockets' own timeouts
         self._listener, self.locationStr, self._tls = _listen(log, host, port, unixsocket)
         self.sock = self._listener
         self._accept_spinner = spinner_for(self._listener)
@@ -344,7 +220,7 @@ class SocketServer_Threadpool(_LoopGuard):
     def _run_once(self, timeout: Optional[float]) -> None:
         self._adopt_returned()
         selector = self._selector
-        if config.COMMTIMEOUT:
+        if self._commtimeout:
             wait = max(self._next_sweep - time.monotonic(), 0.0)
             timeout = wait if timeout is None else min(timeout, wait)
         for key, _ in selector.select(timeout):
@@ -357,8 +233,8 @@ class SocketServer_Threadpool(_LoopGuard):
                 self._adopt_returned()  # parked after the adoption above: its wake byte is gone now
             else:
                 self._activate(key.data)
-        if config.COMMTIMEOUT:
-            self._sweep_idle(config.COMMTIMEOUT)
+        if self._commtimeout:
+            self._sweep_idle(self._commtimeout)
 
     def _accept_ready(self) -> None:
         listener = self._listener
@@ -380,6 +256,8 @@ class SocketServer_Threadpool(_LoopGuard):
             job = self._job_for(csock, caddr)
             if job is None:
                 return
+            if len(self._unconnected) > PENDING_HANDSHAKES:
+                self._evict()
             if self._linger():
                 self._activate(job, watched=False)   # a free worker waits briefly for its CONNECT
             else:
@@ -391,13 +269,49 @@ class SocketServer_Threadpool(_LoopGuard):
             csock.close()
             return None
         log.debug("connected %s - %s", caddr, "SSL" if self._tls is not None else "unencrypted")
-        _prepare_accepted(csock)
+        try:
+            _prepare_accepted(csock)
+            if self._tls is not None:   # the TLS handshake runs non-blocking, as the client's bytes come
+                csock = self._tls.wrap_socket(csock, server_side=True, do_handshake_on_connect=False)
+                csock.setblocking(False)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot serve new connection %s: %s", caddr, exc)
+            csock.close()
+            return None
+        job = ClientConnectionJob(csock, caddr, self.daemon, self)
         with self._lock:
             self._open += 1
-        return ClientConnectionJob(csock, caddr, self.daemon, self)
+            self._unconnected[job] = None
+        return job
 
-    def _connection_ended(self) -> None:
+    def _handshaken(self, job: ClientConnectionJob) -> None:
         with self._lock:
+            self._unconnected.pop(job, None)
+
+    def _evict(self) -> None:
+        """Over ``PENDING_HANDSHAKES`` connections without a handshake: close the oldest parked one.
+
+        Slow or silent connections pile up at the old end; a real client completes its
+        handshake within a round trip, so it is hardly ever the oldest. Logged once per server.
+        """
+        with self._lock:
+            oldest = next(iter(self._unconnected), None)
+            if oldest is None:
+                return
+            del self._unconnected[oldest]
+        self._evicted += 1
+        if self._evicted == 1:
+            log.warning("more than %d connections without a completed handshake: closing the oldest ones "
+                        "(logged once)", PENDING_HANDSHAKES)
+        oldest.evicted = True       # a worker holds it: closed when it comes back (see _register)
+        if oldest.watched:
+            self._selector.unregister(oldest.csock.sock)
+            oldest.watched = False
+            oldest._finish()
+
+    def _connection_ended(self, job: ClientConnectionJob) -> None:
+        with self._lock:
+            self._unconnected.pop(job, None)
             self._open -= 1
             last = self._open == 0 and self._drain_until is not None
         if last:
@@ -412,16 +326,26 @@ class SocketServer_Threadpool(_LoopGuard):
             _close_listener(listener)
 
     def _register(self, job: ClientConnectionJob) -> None:
+        if job.evicted and not job.connected:
+            job._finish()
+            return
         try:
             self._selector.register(job.csock.sock, selectors.EVENT_READ, job)
+            job.watched = True
         except (OSError, ValueError, KeyError) as exc:
             log.debug("cannot watch connection %s: %s", job.caddr, exc)
             job._finish()
 
     def _activate(self, job: ClientConnectionJob, watched: bool = True) -> None:
-        """A parked connection became readable (or is new): give it to a worker (or refuse a new one)."""
+        """A parked connection became readable (or is new): receive what is there; a whole message
+        goes to a worker (a new connection's may be refused), a partial one stays parked."""
         if watched:
+            if job._receive() >= 0:     # (when the connection is over, ready holds why)
+                job.ready = job._take()
+                if job.ready is None:
+                    return      # still incomplete: its bytes wait in the reader, not in a thread
             self._selector.unregister(job.csock.sock)
+            job.watched = False
         try:
             if job.connected:
                 self.pool.submit(job)
@@ -448,10 +372,11 @@ class SocketServer_Threadpool(_LoopGuard):
             return
         self._next_sweep = now + max(commtimeout / 4.0, 0.05)
         expired = [key.data for key in list(self._selector.get_map().values())
-                   if isinstance(key.data, ClientConnectionJob) and now - key.data.parked_at > commtimeout]
+                   if isinstance(key.data, ClientConnectionJob) and now - key.data.heard_at > commtimeout]
         for job in expired:
             log.warning("error during handleRequest: receiving: timeout (client %s)", job.caddr)
             self._selector.unregister(job.csock.sock)
+            job.watched = False
             job._finish()
 
     # --- called by workers ----------------------------------------------------------------------
@@ -493,8 +418,7 @@ class SocketServer_Threadpool(_LoopGuard):
 
     def _park(self, job: ClientConnectionJob) -> None:
         """Hand a connection back to the loop thread to be watched again."""
-        job.parked_at = time.monotonic()
-        job.csock.release_buffer()
+        job.heard_at = time.monotonic()
         with self._lock:
             closed = self._closed
             if not closed:

@@ -57,6 +57,19 @@ def test_connections_table_reports_threads_and_memory(tmp_path: Path) -> None:
     assert all(row[2] == "10" for row in rows), out  # every idle proxy connected, on both servers
 
 
+def test_many_clients_table_has_both_busypoll_modes_and_server_cpu(tmp_path: Path) -> None:
+    saved = tmp_path / "result.json"
+    out = run_benchmark(["--only", "many_clients", "--serializer", "marshal", "--duration", "0.3",
+                         "--json", str(saved)], tmp_path)
+    header = next(line for line in out.splitlines() if line.startswith("server"))
+    assert "pyro4compat" in header and "Pyro4" in header and "srv us" in header
+    rows = [line.split() for line in out.splitlines() if line.startswith("thread ")]
+    assert sorted(row[2] for row in rows) == ["off", "on"], out
+    assert all(row[1] == "marshal" and RATIO.search(row[6]) for row in rows), out
+    assert "error" not in out
+    assert '"cpu_ratio"' in saved.read_text()
+
+
 @pytest.mark.parametrize("bad", [["--only", "no_such_figure"], ["--only", "connections,small_calls"]])
 def test_bad_selection_is_refused(tmp_path: Path, bad: List[str]) -> None:
     proc = subprocess.run([sys.executable, str(RUN), *bad], capture_output=True, text=True,

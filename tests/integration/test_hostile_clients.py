@@ -4,10 +4,8 @@ and mid-reply, many idle connections. Daemon and name server, both server types.
 Throughout, a well-behaved client must be served promptly (each call under ``PROMPT`` seconds),
 and afterwards the process must be back to its idle thread and file descriptor counts.
 
-Known limit of the thread server (by design, documented in its theory of operation): a
-connection whose message is incomplete holds a worker while it waits for the rest, so more slow
-senders than ``THREADPOOL_SIZE`` workers would starve it; the tests stay below that there. The
-multiplex server reads without blocking and takes any number of them.
+Neither server type gives a slow sender a thread: both read without blocking and serve only
+whole messages (``test_slow_clients.py`` runs 200 trickling connections against them).
 """
 
 from __future__ import annotations

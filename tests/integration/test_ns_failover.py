@@ -229,3 +229,36 @@ def test_nsc_takes_a_list(three_ns, named_objects):
     assert run_nsc("lookup", "svc", env={"PYRO_NS_HOST": hosts}).stdout.startswith("PYRO:b@127.0.0.1:")
     failed = run_nsc("-n", closed_address() + ",", "ping")
     assert failed.stdout.startswith("Error: Failed to locate the nameserver; tried: 127.0.0.1:")
+
+
+@expose
+class DiesWhenAsked:
+    """Answers ping like a name server, then drops the connection on the question itself."""
+
+    def ping(self) -> None:
+        pass
+
+    def lookup(self, name: str) -> None:
+        raise SystemExit("gone")    # the daemon closes this connection and serves on
+
+    def list(self, **kwargs: Any) -> None:
+        raise SystemExit("gone")
+
+
+@pytest.mark.parametrize("protocol", ["PYRONAME:svc", "PYROMETA:kind:svc"])
+def test_a_name_server_dying_while_asked_is_passed_over(serve, protocol) -> None:
+    dying = Daemon(host="127.0.0.1", port=0)
+    dying.register(DiesWhenAsked(), "Pyro.NameServer")
+    with serve(dying):
+        live = RunningNS(serve)
+        try:
+            with Proxy(live.uri) as ns:
+                ns.register("svc", "PYRO:svc@127.0.0.1:7777", metadata={"kind:svc"})
+            config.NS_HOST = "127.0.0.1:%d,%s" % (dying.sock.getsockname()[1], live.address)
+            assert resolve._resolve(protocol).port == 7777
+            assert resolve.failed_hosts.order(resolve.parse_host_list(config.NS_HOST, 0), time.monotonic())[0] \
+                == resolve.parse_host_list(live.address + ",", 0)[0]    # the dying one went to the back
+            with pytest.raises(errors.NamingError, match="unknown name: nothing"):
+                resolve._resolve("PYRONAME:nothing")    # an answer, not a reason to ask the next
+        finally:
+            live.stop()

@@ -11,17 +11,17 @@ import socket
 
 import pytest
 
-from pyro4compat import _busypoll
 from pyro4compat import _protocol as proto
+from pyro4compat.configuration import config
 from pyro4compat.socketserver.threadpoolserver import ClientConnectionJob, SocketServer_Threadpool
 
 from test_transports import Client, FakeDaemon, Running, baseline, wait_for, wire  # noqa: F401 (fixture)
 
 
 @pytest.fixture
-def spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+def spinning() -> None:
     """Busy-polling on, with a spin long enough for a slow CI machine to see a pending connect."""
-    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 0.05)
+    config.BUSYPOLL_US = 50_000     # the conftest fixture restores config afterwards
 
 
 @pytest.fixture
@@ -55,9 +55,9 @@ def test_worker_accepts_and_serves_a_waiting_connection(baseline, idle_server, s
 
 
 @pytest.mark.timeout(20)
-def test_no_takeover_without_a_waiting_connection(baseline, idle_server, monkeypatch):
+def test_no_takeover_without_a_waiting_connection(baseline, idle_server):
     server, _ = idle_server
-    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 0.001)
+    config.BUSYPOLL_US = 1000
     assert server._take_over_accept() is None       # one short spin saw nothing
 
 
@@ -68,8 +68,7 @@ def test_no_takeover_when_spinning_is_unwelcome_or_off(baseline, idle_server, sp
     monkeypatch.setattr(server, "_may_spin", lambda: False)     # another worker is busy
     assert server._take_over_accept() is None
     monkeypatch.undo()
-    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 0.0)          # PYRO4COMPAT_SPIN_US=0
-    server._accept_spinner = None
+    config.BUSYPOLL_US = 0                                       # switched off at run time
     assert server._take_over_accept() is None
     accepted, _ = server.sock.accept()      # the connection was left for the loop thread
     accepted.close()
@@ -99,3 +98,17 @@ def test_a_connection_per_call_is_served_every_time(spinning, baseline):
     finally:
         running.stop()
     assert len(running.daemon.handshaken) == 60
+
+
+@pytest.mark.timeout(20)
+def test_takeover_follows_busypoll_switched_back_on(baseline, idle_server):
+    """A server made while busy-polling was off spins once it is switched on: no restart needed."""
+    server, _ = idle_server
+    config.BUSYPOLL_US = 0
+    waiting = _connect(server)
+    assert server._take_over_accept() is None
+    config.BUSYPOLL_US = 50_000
+    job = server._take_over_accept()
+    assert isinstance(job, ClientConnectionJob)
+    job.csock.close()
+    waiting.close()

@@ -10,6 +10,7 @@ from typing import Iterator, List
 import pytest
 
 from pyro4compat import _busypoll
+from pyro4compat.configuration import config
 
 
 class StepClock:
@@ -26,9 +27,10 @@ class StepClock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
-    steps = StepClock(_busypoll.SPIN_SECONDS / 10 if _busypoll.SPIN_SECONDS else 1e-5)
+    """A spin of 200 us lasts 10 probes (config is restored by the conftest fixture)."""
+    config.BUSYPOLL_US = 200
+    steps = StepClock(2e-5)
     monkeypatch.setattr(_busypoll, "_clock", steps)
-    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 10 * steps.step)
     return steps
 
 
@@ -57,7 +59,7 @@ def test_spin_gives_up_after_spin_seconds(clock: StepClock) -> None:
     spinner = _busypoll.Spinner()
     probe = probe_after(1000)
     assert spinner.spin(probe) is None
-    assert probe.count <= 11        # about SPIN_SECONDS worth of probes, never the whole script
+    assert probe.count <= 11        # about BUSYPOLL_US worth of probes, never the whole script
 
 
 def test_misses_back_off_exponentially_and_a_hit_resets(clock: StepClock) -> None:
@@ -123,29 +125,53 @@ class FakeTlsSocket(FakeSocket):
         return 0
 
 
-def test_no_spinner_for_tls_fake_or_closed_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 1e-4)
+def test_no_spinner_for_tls_fake_or_closed_sockets() -> None:
     assert _busypoll.spinner_for(FakeTlsSocket(0)) is None       # TLS buffers what poll can't see
     assert _busypoll.spinner_for(object()) is None               # no fileno at all
     assert _busypoll.spinner_for(FakeSocket(-1)) is None         # closed socket
 
 
-def test_spinning_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_busypoll, "SPIN_SECONDS", 0.0)
-    assert not _busypoll.enabled()
-    assert _busypoll.spinner_for(FakeSocket(0)) is None
+def test_a_spinner_is_made_while_spinning_is_off_and_polls_only_once_on() -> None:
+    """Made whatever config.BUSYPOLL_US says now: switching it on later must reach old connections."""
+    config.BUSYPOLL_US = 0
+    spinner = _busypoll.spinner_for(FakeSocket(0))
+    assert isinstance(spinner, _busypoll.SocketSpinner)
+    assert spinner.wait(lambda: True) is False and spinner._poll is None    # off: no poll object yet
 
 
-@pytest.mark.parametrize("text, seconds", [("200", 2e-4), ("0", 0.0), ("-5", 0.0), ("12.5", 1.25e-5)])
-def test_spin_time_from_environment(monkeypatch: pytest.MonkeyPatch, text: str, seconds: float) -> None:
-    monkeypatch.setenv("PYRO4COMPAT_SPIN_US", text)
-    assert _busypoll._spin_seconds_from_env() == pytest.approx(seconds)
+def test_switching_spinning_off_and_on_takes_effect_at_the_next_wait(clock: StepClock) -> None:
+    spinner = _busypoll.Spinner()
+    config.BUSYPOLL_US = 0
+    probe = probe_after(0)
+    assert spinner.spin(probe) is None and probe.count == 0
+    config.BUSYPOLL_US = 200
+    assert spinner.spin(probe_after(0)) == "ready"
+    config.BUSYPOLL_US = 100                        # half the spin: 5 probes
+    probe = probe_after(1000)
+    assert spinner.spin(probe) is None and probe.count <= 6
 
 
-def test_bad_spin_time_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYRO4COMPAT_SPIN_US", "fast")
-    with pytest.raises(ValueError, match="PYRO4COMPAT_SPIN_US must be a number of microseconds, not 'fast'"):
-        _busypoll._spin_seconds_from_env()
+@pytest.mark.parametrize("value, seconds", [(200, 2e-4), (200.0, 2e-4), (0, 0.0), (12.5, 1.25e-5),
+                                            (1_000_000, 1.0)])
+def test_spin_seconds_follow_config(value: object, seconds: float) -> None:
+    config.BUSYPOLL_US = value
+    assert _busypoll.spin_seconds() == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", ["fast", "200", -5, float("nan"), float("inf"), 1_000_001, True, None])
+def test_a_bad_spin_time_in_a_wait_means_off_and_warns_once(value: object, clock: StepClock,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Refused at the edges (tests/unit/test_tunings.py); a wait never raises in the middle of a receive."""
+    config.BUSYPOLL_US = value
+    probe = probe_after(0)
+    with caplog.at_level("WARNING", logger="Pyro4.core"):
+        assert _busypoll.Spinner().spin(probe) is None and probe.count == 0
+        assert _busypoll.Spinner().spin(probe) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "config.BUSYPOLL_US (PYRO_BUSYPOLL_US) must be a number of microseconds from 0 to 1000000, "
+        "not %r; treated as off until it is fixed" % (value,)]
+    config.BUSYPOLL_US = 200
+    assert _busypoll.Spinner().spin(probe_after(0)) == "ready"
 
 
 def test_spinning_waits_for_other_busy_threads(clock: StepClock) -> None:

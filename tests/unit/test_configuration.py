@@ -78,6 +78,8 @@ DEFAULTS: Dict[str, Any] = {
     "SSL_CACERTS": ("", str),
     # pyro4compat's own, after Pyro4's
     "SHUTDOWN_GRACE": (1.0, float),
+    "BUSYPOLL_US": (200.0, float),
+    "KEEP_LARGE_BUFFERS": (True, bool),
 }
 PYRO4_ITEM_COUNT = 45
 
@@ -137,15 +139,41 @@ def global_config() -> Iterator[Configuration]:
 
 def test_pyro4s_45_items_then_our_own() -> None:
     assert set(Configuration.__slots__) == set(DEFAULTS)
-    assert Configuration.__slots__[PYRO4_ITEM_COUNT:] == configuration.OWN_ITEMS == ("SHUTDOWN_GRACE",)
+    assert Configuration.__slots__[PYRO4_ITEM_COUNT:] == configuration.OWN_ITEMS == (
+        "SHUTDOWN_GRACE", "BUSYPOLL_US", "KEEP_LARGE_BUFFERS")
 
 
-def test_a_bad_value_of_our_own_item_never_fails_import(monkeypatch: pytest.MonkeyPatch) -> None:
-    # kept as text: the server refuses it when it starts (tests/integration/test_shutdown_grace.py)
-    monkeypatch.setenv("PYRO_SHUTDOWN_GRACE", "soon")
-    assert Configuration().SHUTDOWN_GRACE == "soon"
-    monkeypatch.setenv("PYRO_SHUTDOWN_GRACE", "0.25")
-    assert Configuration().SHUTDOWN_GRACE == 0.25
+# (item, bad env text, good env text, its value): ours are kept as text when bad, refused where used
+# (tests/integration/test_shutdown_grace.py, tests/unit/test_tunings.py)
+OWN_ENV = [
+    ("SHUTDOWN_GRACE", "soon", "0.25", 0.25),
+    ("BUSYPOLL_US", "fast", "50", 50.0),
+    ("BUSYPOLL_US", "1,5", "12.5", 12.5),
+    ("KEEP_LARGE_BUFFERS", "maybe", "off", False),
+]
+
+
+@pytest.mark.parametrize("item, bad, good, value", OWN_ENV)
+def test_a_bad_value_of_our_own_item_never_fails_import(monkeypatch: pytest.MonkeyPatch, item: str, bad: str,
+                                                        good: str, value: Any) -> None:
+    monkeypatch.setenv("PYRO_" + item, bad)
+    assert getattr(Configuration(), item) == bad
+    monkeypatch.setenv("PYRO_" + item, good)
+    assert getattr(Configuration(), item) == value
+
+
+def test_a_bad_value_of_our_own_item_never_fails_import_in_a_fresh_interpreter() -> None:
+    env = dict(os.environ, PYRO_BUSYPOLL_US="fast", PYRO_KEEP_LARGE_BUFFERS="maybe", PYRO_SHUTDOWN_GRACE="soon")
+    code = "import pyro4compat; c = pyro4compat.config; print(c.BUSYPOLL_US, c.KEEP_LARGE_BUFFERS, c.SHUTDOWN_GRACE)"
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True,
+                          cwd=str(REPO_ROOT), timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "fast maybe soon\n", "")
+
+
+def test_dump_shows_our_own_items() -> None:
+    shown = Configuration().dump().splitlines()
+    for line in ("BUSYPOLL_US = 200.0", "KEEP_LARGE_BUFFERS = True", "SHUTDOWN_GRACE = 1.0"):
+        assert line in shown
 
 
 @pytest.mark.parametrize("item", sorted(DEFAULTS))

@@ -137,16 +137,25 @@ def test_discard_mode_split_invariant_and_never_buffers_an_oversized_body(payloa
 
 @BOUNDED
 @given(st.integers(1, 10 ** 6), st.integers(0, 2 ** 31 - 1))
-def test_discard_mode_refuses_beyond_the_discard_limit(limit, claimed):
+def test_discard_mode_reports_on_the_header_and_refuses_beyond_the_discard_limit(limit, claimed):
+    """An oversized header is reported at once; past the discard limit the reader is broken for good."""
     reader = _frames.FrameReader(limit, discard_oversized=True)
     reader.feed(p.pack_header(p.MSG_INVOKE, 0, 1, claimed, 1))
-    try:
-        event = reader.next_frame()
-    except errors.MessageTooLargeError:
-        assert claimed > p.discard_limit(limit)
-        return
-    assert claimed <= p.discard_limit(limit)
+    event = reader.next_frame()
     if claimed <= limit:
         assert event is _frames.NEED_DATA or isinstance(event, _frames.Frame)
-    else:
-        assert event is _frames.NEED_DATA and reader.bytes_needed == claimed and reader.buffered == 0
+        return
+    assert isinstance(event, _frames.Oversized) and event.header.data_size == claimed
+    assert event.in_step == (claimed <= p.discard_limit(limit))
+    if event.in_step:
+        assert reader.next_frame() is _frames.NEED_DATA and reader.bytes_needed == claimed
+        assert reader.buffered == 0 and reader.in_frame
+        return
+    reader.feed(b"x" * 100)
+    for _ in range(2):
+        try:
+            reader.next_frame()
+        except errors.MessageTooLargeError:
+            continue
+        raise AssertionError("a reader past the discard limit must keep raising")
+    assert reader.buffered == 0

@@ -1,0 +1,230 @@
+"""The thread server's connections: what a worker (or the loop thread) does with one client.
+
+Theory of operation
+-------------------
+See :mod:`.threadpoolserver` for where a connection may be (parked in the selector, queued,
+held by one worker) and who may touch it: always exactly one thread at a time, so a job's
+fields need no lock. A job keeps the connection's :class:`~pyro4compat._frames.FrameReader`
+across all of those places: the loop thread feeds it while the connection is parked
+(:meth:`ClientConnectionJob._receive`), a worker while it lingers for a next request, and a
+partial message simply waits there for more bytes. Only a whole message (or the receive error
+that stands for one) reaches the daemon, through ``daemon._handshake(conn)`` or
+``daemon.handleRequest(conn)`` with the item waiting in ``conn._pyroReceived``.
+
+Receives never wait. A worker's waits are bounded by its linger window (a busy-poll, then a
+poll); it grows only while a large message keeps arriving fast (``_STEADY_BYTES`` per
+receive, ``_REST_WAIT`` more each time), so a trickling client can never hold a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from .. import _frames, errors, socketutil
+from .._busypoll import begin_work, end_work
+from ..configuration import config
+from ..message import Message
+from . import _client_disconnect, _log_handshake_error, _log_request_error
+from ._receiving import TLS_WAIT, Item, ends_stream, next_item, receive_available
+
+if TYPE_CHECKING:
+    from .threadpoolserver import SocketServer_Threadpool
+
+__all__ = ["ClientConnectionJob"]
+
+log = logging.getLogger("Pyro4.threadpoolserver")
+_client_disconnect_lock = threading.Lock()   # serializes daemon._clientDisconnect calls, as in Pyro4
+
+_REST_WAIT = 0.002          # a worker's wait for more of a message that arrives steadily ...
+_STEADY_BYTES = 16 * 1024   # ... at least this much per receive (a large payload, not a trickle)
+
+
+def _has_poll() -> bool:
+    return hasattr(select, "poll")
+
+
+def _lost(text: str) -> errors.ConnectionClosedError:
+    """The item for a connection that ended (EOF, socket error): closed without a word to the daemon."""
+    exc = errors.ConnectionClosedError(text)
+    exc._pyroLost = True  # type: ignore[attr-defined]
+    return exc
+
+
+class ClientConnectionJob(object):
+    """One client connection and the work it brings to a worker thread (one call = one activation).
+
+    The connection's :class:`~pyro4compat._frames.FrameReader` keeps what the client sent so
+    far, whoever receives it (the loop thread while it is parked, the worker that holds it);
+    ``ready`` is a complete message (or receive error) the loop thread found, for the worker.
+    """
+
+    def __init__(self, clientSocket: Any, clientAddr: Any, daemon: Any, server: "SocketServer_Threadpool") -> None:
+        self.csock = socketutil.SocketConnection(clientSocket)
+        self.csock._remember_peer(clientAddr)
+        self.csock.spin_gate = server._may_spin
+        self.caddr = clientAddr
+        self.daemon = daemon
+        self.server = server
+        self.reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
+        self.tls_pending = server._tls is not None
+        self.ready: Optional[Item] = None
+        self.connected = False      # handshake completed (only then does _clientDisconnect apply)
+        self.ended = False          # _finish ran: the server counts this connection as open until then
+        self.watched = False        # in the loop thread's selector (only the loop thread changes it)
+        self.evicted = False        # one too many without a handshake: to be closed (see _evict)
+        self.heard_at = time.monotonic()   # parked, or bytes arrived: the COMMTIMEOUT sweep's clock
+        self._poller: Any = None
+
+    def __call__(self) -> None:
+        job: Optional[ClientConnectionJob] = self
+        while job is not None:
+            ended = job._serve_while_busy()
+            job = job.server._take_over_accept() if ended else None
+
+    def _serve_while_busy(self) -> bool:
+        """Handshake and requests while whole ones keep coming; True when the connection ended, False if parked."""
+        server = self.server
+        while not server._closed:
+            item = self._next_item(server._linger())
+            if item is None:
+                server._park(self)      # nothing whole within the linger window: the reader keeps the rest
+                return False
+            if server._closed:
+                break       # shut down while we waited: serve nothing more
+            if not self._serve_item(item):
+                return True
+        self._finish()
+        return False
+
+    def _next_item(self, linger: float) -> Optional[Item]:
+        """The next whole message (or receive error), received within ``linger`` seconds; None: not yet.
+
+        Never waits on a partial message past the window, except while it keeps arriving at
+        ``_STEADY_BYTES`` per receive (a large payload): then ``_REST_WAIT`` more each time.
+        """
+        item = self._take()
+        while item is None:
+            if not self._wait_readable(linger):
+                return None
+            count = self._receive()
+            if count < 0:
+                return self.ready       # the connection is over: _receive left the error there
+            item = self._take()
+            if count >= _STEADY_BYTES:
+                linger = max(linger, _REST_WAIT)
+        return item
+
+    def _take(self) -> Optional[Item]:
+        item, self.ready = self.ready, None
+        if item is None:
+            item = next_item(self.reader, self.connected, self.daemon._pyroHmacKey)
+        return item
+
+    def _receive(self) -> int:
+        """One receive of what is there (TLS handshake steps first): bytes fed, 0 for none, -1 when over.
+
+        When the connection is over (EOF, a socket error) the error is left in ``ready``.
+        """
+        sock = self.csock.sock
+        try:
+            if self.tls_pending:
+                sock.do_handshake()
+                self.tls_pending = False
+            data = receive_available(sock, self.reader)
+        except TLS_WAIT:
+            return 0
+        except (OSError, ValueError) as exc:
+            self.ready = _lost("receiving: connection lost: %s" % exc)
+            return -1
+        if data is None:
+            return 0
+        if not data:
+            self.ready = _lost("receiving: connection lost")
+            return -1
+        self.reader.feed(data)
+        self.heard_at = time.monotonic()
+        return len(data)
+
+    def _wait_readable(self, wait: float) -> bool:
+        """Is something to receive there (or EOF)? Waits up to ``wait`` seconds, busy-polling first."""
+        sock = self.csock.sock
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():
+            return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
+        if wait and self.csock.spin_until_readable():
+            return True
+        try:
+            if _has_poll():
+                if self._poller is None:
+                    self._poller = select.poll()
+                    self._poller.register(sock.fileno(), select.POLLIN)
+                return bool(self._poller.poll(wait * 1000.0))
+            return bool(select.select([sock], [], [], wait)[0])
+        except (OSError, ValueError):
+            return True      # let the receive meet the broken socket and report it
+
+    def _serve_item(self, item: Item) -> bool:
+        """The handshake or ``daemon.handleRequest`` for one item; False when the connection was closed."""
+        csock = self.csock
+        if getattr(item, "_pyroLost", False):
+            log.debug("disconnected %s", self.caddr)
+            self._finish()
+            return False
+        tls = self.server._tls is not None
+        if tls:
+            csock.sock.settimeout(self.server._commtimeout or None)   # replies are sent blocking
+        csock._pyroReceived = item
+        begin_work(None)
+        try:
+            if self.connected:
+                self.daemon.handleRequest(csock)
+            elif self.daemon._handshake(csock):
+                self.connected = True
+                self.server._handshaken(self)
+            else:
+                self._finish()
+                return False
+        except BaseException as exc:     # SystemExit from a remote method too: Pyro4 serves on
+            (_log_request_error(log, exc, self.caddr) if self.connected else _log_handshake_error(log, exc))
+            self._finish()
+            return False
+        finally:
+            csock._pyroReceived = None
+            end_work()
+        if ends_stream(item):       # the stream lost its place, even if an override swallowed the error
+            self._finish()
+            return False
+        if tls:
+            csock.sock.setblocking(False)
+        return True
+
+    def denyConnection(self, reason: str) -> None:
+        """Refuse the client with CONNECTFAIL ``reason`` if its CONNECT is here already, then close."""
+        log.warning("client connection was denied: " + reason)
+        item, self.ready = self.ready, None
+        try:
+            if isinstance(item, Message):
+                if self.server._tls is not None:
+                    self.csock.sock.settimeout(self.server._commtimeout or None)
+                self.csock._pyroReceived = item
+                self.daemon._handshake(self.csock, denied_reason=reason)
+        except Exception as exc:
+            log.debug("could not send the refusal: %s", exc)
+        self._finish()
+
+    def _finish(self) -> None:
+        """The connection's end: tell the daemon (once, if handshaken), then close the socket."""
+        if self.connected:
+            self.connected = False
+            with _client_disconnect_lock:
+                _client_disconnect(log, self.daemon, self.csock)
+        self._poller = None
+        self.csock._pyroReceived = None
+        self.csock.close()
+        if not self.ended:
+            self.ended = True
+            self.server._connection_ended(self)

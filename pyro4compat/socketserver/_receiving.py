@@ -1,0 +1,191 @@
+"""Receiving for the socket servers: take what a client sent without waiting, hand out whole messages.
+
+Theory of operation
+-------------------
+Both socket servers give each connection a sans-IO :class:`~pyro4compat._frames.FrameReader`
+(``discard_oversized``, the size limit read when the connection was accepted). Whoever holds
+the connection (the multiplex loop; on the thread server the loop thread or the one worker
+serving it) calls :func:`receive_available` when the socket is readable: one receive of what is
+there, never a wait, so a client that sends a byte a second costs a few bytes of buffer, not a
+blocked thread. :func:`next_item` then turns the reader's next event into what a blocking
+``Message.recv`` would have returned or raised:
+
+* a complete frame: type (CONNECT before the handshake, INVOKE/PING after) and HMAC are
+  checked, then it becomes a :class:`~pyro4compat.message.Message`; only such a message, past
+  size limit, type and HMAC, may tune the allocator (:mod:`.._large_buffers`);
+* an oversized header: a ``MessageTooLargeError`` at once, before the body arrived, marked
+  ``_pyroDiscarded`` when the reader drops the body and stays in step, ``_pyroEarly`` always
+  (the daemon answers it, then closes the connection when it is not in step);
+* a protocol error (the reader raised): that error; the stream is lost (:func:`ends_stream`).
+
+The server leaves the item in ``conn._pyroReceived`` and calls ``daemon._handshake(conn)`` or
+``daemon.handleRequest(conn)``, whose receive step takes it from there. Nothing here blocks,
+holds a lock or reads the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any, Optional, Union
+
+from .. import _frames, _large_buffers, _protocol, errors
+from ..message import Message
+
+try:
+    import ssl
+except ImportError:  # Python built without OpenSSL
+    ssl = None  # type: ignore[assignment]
+
+__all__ = ["receive_available", "next_item", "ends_stream", "TLS_WAIT", "Item"]
+
+log = logging.getLogger("Pyro4.message")   # where Message.recv reports the same receive errors
+
+Item = Union[Message, Exception]
+REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
+TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
+GATHER_RECV_MAX = 16 << 20    # most one recv asks for while gathering a large payload (address space)
+THREAD_BUFFER = 32 * 1024     # each receiving thread's reusable buffer (a small request fits)
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_READV = getattr(os, "readv", None)
+_NOTHING = (BlockingIOError, InterruptedError) + TLS_WAIT
+
+
+class _ThreadBuffer(threading.local):
+    view: Optional[memoryview] = None
+
+
+_buffers = _ThreadBuffer()
+
+
+def _thread_buffer() -> memoryview:
+    view = _buffers.view
+    if view is None:
+        view = _buffers.view = memoryview(bytearray(THREAD_BUFFER))
+    return view
+
+
+def receive_available(sock: Any, reader: _frames.FrameReader,
+                      buffer: Optional[memoryview] = None) -> Optional[_protocol.BytesLike]:
+    """What ``sock`` holds now, without waiting: b"" at EOF, None when nothing (or half a TLS record).
+
+    The returned view is only valid until the next receive of this thread: feed it at once.
+    The rest of a large payload comes as new ``bytes`` objects the reader keeps as they are
+    (see ``FrameReader.gathering``). ``OSError`` means the connection broke.
+    """
+    if buffer is None:
+        buffer = _thread_buffer()
+    try:
+        if ssl is not None and isinstance(sock, ssl.SSLSocket):
+            return _receive_tls(sock, buffer)     # a non-blocking TLS socket: no flags allowed
+        if reader.gathering:
+            # warm heap blocks for these receives, not a fresh mapping each (see _large_buffers)
+            _large_buffers.expect(reader.pending_header.total_size)  # type: ignore[union-attr]
+            return _recv_new(sock, min(reader.bytes_needed, GATHER_RECV_MAX))
+        return buffer[:_recv_into(sock, buffer)]
+    except _NOTHING:
+        return None
+
+
+def _recv_into(sock: Any, view: memoryview) -> int:
+    """One receive that never waits, whatever timeout the socket has (replies are sent with it)."""
+    timeout = sock.gettimeout()
+    if timeout is None and _DONTWAIT:
+        return sock.recv_into(view, 0, _DONTWAIT)
+    if timeout and _READV is not None:
+        return _READV(sock.fileno(), [view])   # a timeout socket's descriptor is non-blocking already
+    return sock.recv_into(view)                # readiness was seen: this does not wait
+
+
+def _recv_new(sock: Any, size: int) -> bytes:
+    timeout = sock.gettimeout()
+    if timeout is None and _DONTWAIT:
+        return sock.recv(size, _DONTWAIT)
+    if timeout and _READV is not None:
+        return os.read(sock.fileno(), size)
+    return sock.recv(size)
+
+
+def _receive_tls(sock: Any, view: memoryview) -> Optional[memoryview]:
+    """Decrypted bytes until the TLS object has none buffered; None when not even one record is whole."""
+    filled = 0
+    try:
+        while filled < len(view):
+            count = sock.recv_into(view[filled:])
+            if not count:
+                break
+            filled += count
+            if not sock.pending():
+                break
+    except TLS_WAIT:
+        if not filled:
+            return None
+    return view[:filled]
+
+
+def next_item(reader: _frames.FrameReader, connected: bool, hmac_key: Optional[bytes]) -> Optional[Item]:
+    """The reader's next complete message, validated, or the error receiving it; None: incomplete."""
+    try:
+        event = reader.next_frame()
+    except errors.ProtocolError as exc:
+        return exc
+    if event is _frames.NEED_DATA:
+        return None
+    if isinstance(event, _frames.Oversized):
+        return oversized_error(event, reader.max_message_size)
+    frame: _frames.Frame = event  # type: ignore[assignment]
+    msg = message_from_frame(frame, hmac_key)
+    problem = frame_problem(frame, connected, hmac_key)
+    if problem is not None:
+        problem.pyroMsg = msg  # type: ignore[attr-defined]
+        return problem
+    if msg.data_size >= _large_buffers.LARGE:
+        _large_buffers.expect(msg.data_size)  # from the next such message on, see the module
+    return msg
+
+
+def message_from_frame(frame: _frames.Frame, hmac_key: Optional[bytes]) -> Message:
+    """A received :class:`Message` for a complete frame (what ``Message.recv`` would have returned)."""
+    header = frame.header
+    msg = Message.__new__(Message)
+    msg.type = header.msg_type
+    msg.flags = header.flags
+    msg.seq = header.seq
+    msg.data = frame.payload
+    msg.data_size = header.data_size
+    msg.serializer_id = header.serializer_id
+    msg.annotations = frame.annotations
+    msg.annotations_size = header.annotations_size
+    msg.hmac_key = hmac_key
+    return msg
+
+
+def frame_problem(frame: _frames.Frame, connected: bool, hmac_key: Optional[bytes]) -> Optional[Exception]:
+    """The error ``Message.recv`` would raise for this frame (wrong type, HMAC), or None."""
+    if frame.header.msg_type not in REQUIRED_TYPES[connected]:
+        text = "invalid msg type %d received" % frame.header.msg_type
+        log.error(text)
+        return errors.ProtocolError(text)
+    problem = _protocol.hmac_problem(hmac_key, frame.payload, frame.annotations)
+    if problem:
+        if problem == _protocol.ERR_HMAC_NOT_SYMMETRIC:
+            log.warning(problem)
+        return errors.SecurityError(problem)
+    return None
+
+
+def oversized_error(event: _frames.Oversized, max_size: int) -> errors.MessageTooLargeError:
+    """The ``MessageTooLargeError`` for a header over the limit, ready for ``dispatch.answer_oversized``."""
+    exc = errors.MessageTooLargeError(_protocol.max_size_text(event.header.total_size, max_size))
+    log.error("%s (seq %d)", exc, event.header.seq)
+    exc.pyroMsg = message_from_frame(_frames.Frame(event.header, {}, b""), None)  # type: ignore[attr-defined]
+    exc._pyroDiscarded = event.in_step  # type: ignore[attr-defined]
+    exc._pyroEarly = True  # type: ignore[attr-defined]
+    return exc
+
+
+def ends_stream(item: Item) -> bool:
+    """After this item the connection can't go on, whatever the daemon made of it."""
+    return isinstance(item, Exception) and not getattr(item, "_pyroDiscarded", False)
