@@ -51,7 +51,7 @@ from ..configuration import config
 from ..futures import HARD_LIMIT, _Executor
 from ..socketserver import (_client_disconnect, _close_listener, _housekeeping_interval, _listen,
                             _log_handshake_error, _log_request_error, _poll_timeout, _shutdown_grace)
-from ..socketserver._receiving import Item, ends_stream, next_item
+from ..socketserver._receiving import Item, ends_stream, hmac_key_of, next_item
 
 __all__ = ["AsyncioServer"]
 
@@ -150,7 +150,7 @@ class _Connection(asyncio.Protocol):
         self.heard_at = time.monotonic()
         self.reader.feed(data)
         while not self.lost:
-            item = next_item(self.reader, self.frames > 0, self.daemon._pyroHmacKey)
+            item = next_item(self.reader, self.frames > 0, hmac_key_of(self.daemon))
             if item is None:
                 break
             self.frames += 1

@@ -29,7 +29,7 @@ from .._busypoll import begin_work, end_work
 from ..configuration import config
 from ..message import Message
 from . import _client_disconnect, _log_handshake_error, _log_request_error
-from ._receiving import TLS_WAIT, Item, ends_stream, next_item, receive_available
+from ._receiving import TLS_WAIT, Item, ends_stream, hmac_key_of, next_item, receive_available
 
 if TYPE_CHECKING:
     from .threadpoolserver import SocketServer_Threadpool
@@ -82,7 +82,12 @@ class ClientConnectionJob(object):
     def __call__(self) -> None:
         job: Optional[ClientConnectionJob] = self
         while job is not None:
-            ended = job._serve_while_busy()
+            try:
+                ended = job._serve_while_busy()
+            except BaseException as exc:   # a fault of ours or of a duck-typed daemon: this connection only
+                log.warning("error serving connection %s: %r", job.caddr, exc)
+                job._finish()
+                return
             job = job.server._take_over_accept() if ended else None
 
     def _serve_while_busy(self) -> bool:
@@ -121,7 +126,7 @@ class ClientConnectionJob(object):
     def _take(self) -> Optional[Item]:
         item, self.ready = self.ready, None
         if item is None:
-            item = next_item(self.reader, self.connected, self.daemon._pyroHmacKey)
+            item = next_item(self.reader, self.connected, hmac_key_of(self.daemon))
         return item
 
     def _receive(self) -> int:

@@ -39,7 +39,7 @@ try:
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["receive_available", "next_item", "ends_stream", "TLS_WAIT", "Item"]
+__all__ = ["receive_available", "next_item", "ends_stream", "hmac_key_of", "TLS_WAIT", "Item"]
 
 log = logging.getLogger("Pyro4.message")   # where Message.recv reports the same receive errors
 
@@ -123,6 +123,12 @@ def _receive_tls(sock: Any, view: memoryview) -> Optional[memoryview]:
         if not filled:
             return None
     return view[:filled]
+
+
+def hmac_key_of(daemon: Any) -> Optional[bytes]:
+    """The daemon's HMAC key; None for a duck-typed daemon without one (Pyro4's servers accept any
+    object with ``_handshake``, ``handleRequest`` and ``_housekeeping``)."""
+    return getattr(daemon, "_pyroHmacKey", None)
 
 
 def next_item(reader: _frames.FrameReader, connected: bool, hmac_key: Optional[bytes]) -> Optional[Item]:

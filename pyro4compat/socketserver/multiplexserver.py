@@ -61,7 +61,7 @@ from .. import _busypoll, _frames, errors, socketutil
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _shutdown_grace, _Waker)
-from ._receiving import TLS_WAIT, Item, ends_stream, next_item, receive_available
+from ._receiving import TLS_WAIT, Item, ends_stream, hmac_key_of, next_item, receive_available
 
 # Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
 __all__ = ["SocketServer_Multiplex",
@@ -289,7 +289,7 @@ class SocketServer_Multiplex(_LoopGuard):
             self._drop(client, errors.ConnectionClosedError("receiving: connection lost"))
             return
         reader.feed(data)
-        hmac_key = self.daemon._pyroHmacKey
+        hmac_key = hmac_key_of(self.daemon)
         while not self._closed and client.conn in self._clients:
             item = next_item(reader, client.connected, hmac_key)
             if item is None:
