@@ -27,7 +27,8 @@ Theory of operation
 * **The GIL.** A spinner releases the GIL only for each zero-timeout poll and takes it straight
   back, so another thread of the process that wants the GIL meanwhile waits until the spin
   ends (CPython hands the GIL over only after its switch interval). Spinning is therefore
-  *gated* on ``_in_flight``, the threads of ours that are busy: inside a proxy call, handling
+  *gated* on :data:`._workers.in_flight` (kept by the worker pool module, see there why),
+  the threads of ours that are busy: inside a proxy call, handling
   a request, or running a oneway call. A caller spins only while no other of them is busy
   (:func:`quiet`), a waiter that is not busy itself (a lingering worker, the multiplex loop)
   only while none is (:func:`idle`). Four client threads calling at once do not spin; idle
@@ -47,6 +48,7 @@ import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 from ._tunings import busypoll_seconds, reader
+from ._workers import begin_work, end_work, in_flight
 
 __all__ = ["Spinner", "SocketSpinner", "spinner_for", "spin_seconds", "begin_work", "end_work",
            "quiet", "idle"]
@@ -143,24 +145,11 @@ def spinner_for(sock: Any) -> Optional[SocketSpinner]:
     return SocketSpinner(fileno) if isinstance(fileno, int) and fileno >= 0 else None   # -1: closed
 
 
-# One entry per thread of ours that is inside a call (client) or a request (server), or runs a
-# oneway call. list.append and list.pop are atomic, so no lock is needed to keep count.
-_in_flight: List[None] = []
-begin_work = _in_flight.append   # begin_work(None) ... end_work()
-
-
-def end_work() -> None:
-    try:
-        _in_flight.pop()
-    except IndexError:
-        pass    # begun before a fork that emptied the list in this child
-
-
 def _reset_after_fork() -> None:
     """A forked child has only the forking thread: no other spinner, nothing of ours busy."""
     global _spin_slot
     _spin_slot = threading.Lock()
-    del _in_flight[:]
+    del in_flight[:]
 
 
 if hasattr(os, "register_at_fork"):
@@ -169,9 +158,9 @@ if hasattr(os, "register_at_fork"):
 
 def quiet() -> bool:
     """The default gate: no thread of ours but the caller is busy (see the module doc)."""
-    return len(_in_flight) <= 1
+    return len(in_flight) <= 1
 
 
 def idle() -> bool:
     """The gate for waiters that are not busy themselves (a lingering worker, the multiplex loop)."""
-    return not _in_flight
+    return not in_flight

@@ -40,7 +40,8 @@ exhaust the server. Here a connection only holds a worker while it has work:
   proxy per call then costs no wake-up of the loop thread and of a worker. Both may call
   ``accept`` for the same connection; the listener is non-blocking, so the loser gets nothing.
 * **The pool** grows from ``THREADPOOL_SIZE_MIN`` to ``THREADPOOL_SIZE`` workers and workers above
-  the minimum exit when idle (see :mod:`.threadpool`). Requests of handshaken connections are
+  the minimum exit when idle (see :mod:`.threadpool` and :mod:`.._workers`); the server reads
+  the pool's counts only through its methods, under the pool's lock. Requests of handshaken connections are
   queued when every worker is busy, never refused.
 * **"no free workers"**: a *new* connection is refused (CONNECTFAIL with Pyro4's text
   ``"no free workers, increase server threadpool size"``) only when all ``THREADPOOL_SIZE``
@@ -384,17 +385,16 @@ class SocketServer_Threadpool(_LoopGuard):
     def _linger(self) -> float:
         """Workers may wait a little for a connection's next call while other work can still get a worker.
 
-        That is while a worker is idle or the pool may still grow, and nothing is queued.
+        That is while a worker is idle or the pool may still grow, and nothing is queued (one
+        reading under the pool's lock).
         """
         pool = self.pool
-        if pool is None or pool.waiting:
-            return 0.0
-        return LINGER_SECONDS if pool.idle or pool.num_workers() < pool.max_workers else 0.0
+        return LINGER_SECONDS if pool is not None and pool.has_spare() else 0.0
 
     def _may_spin(self) -> bool:
         """Busy-polling is welcome while one connection alone holds a worker (see _busypoll)."""
         pool = self.pool
-        return pool is not None and len(pool.busy) <= 1 and quiet()
+        return quiet() and pool is not None and pool.busy_count() <= 1
 
     def _take_over_accept(self) -> Optional[ClientConnectionJob]:
         """A worker whose client just left busy-polls the listening socket and accepts the next one itself.
@@ -475,7 +475,7 @@ class SocketServer_Threadpool(_LoopGuard):
     def serving_here(self) -> bool:
         """Is the calling thread a worker of this server, busy with a request?"""
         pool = self.pool
-        return pool is not None and threading.current_thread() in pool.busy
+        return pool is not None and pool.is_busy(threading.current_thread())
 
     def combine_loop(self, server: Any) -> None:
         raise TypeError("You can't use the loop combiner on the threadpool server type")
