@@ -7,47 +7,30 @@ the work on a small shared pool of daemon threads that grows on demand and shrin
 
 Theory of operation
 -------------------
-The pool (``_Executor``; the process-wide one is ``_executor``) owns, all guarded by its
-single lock:
+The pool is a :class:`pyro4compat._workers.WorkerPool` (the process-wide one is
+``_executor``), the implementation the thread server and oneway calls use too; its module
+docstring gives the rules. Here it is set up with no minimum, ``SOFT_LIMIT`` runnable workers
+before queued work waits, ``HARD_LIMIT`` at most, ``IDLE_TIMEOUT``, one wake-up at a time and
+a stall monitor. For a user that means:
 
-* ``_queue``: ready tasks (zero-argument callables), first in first out;
-* ``_timers``: a heap of tasks due later (``Future.delay``), each behind a ``_TimerHandle``;
-* counters: ``_workers`` alive, ``_idle`` waiting for work, ``_waking`` of those already
-  woken for a task but not yet running, ``_blocked`` parked in a managed wait, ``_taken``
-  tasks dequeued so far (the monitor's progress meter).
-
-Rules:
-
-1. Submitting wakes an idle worker, the one idle the shortest time (each waits on its own
-   condition, the newest on top of ``_sleepers``): a trickle of work keeps meeting one warm
-   thread while the others time out. One wake-up at a time: while a woken worker has not
-   started yet, a new task only joins the queue, and a worker that takes a task with more
-   still queued wakes the next one. A burst of short tasks (a stream of oneway calls) is
-   then drained by one or two threads instead of waking a thread per task, and a slow task
-   still holds up the ones behind it for no longer than that next wake-up. If there are
-   more queued tasks than idle workers, it starts a worker, as long as fewer than
-   ``soft_limit`` workers are *runnable* (alive and not blocked). A worker idle for
-   ``idle_timeout`` exits, so a process that made one call soon has no extra threads again.
-2. Managed blocking: a worker about to wait for a ``FutureResult`` that isn't ready (its
-   ``wait()`` or ``value``) declares itself blocked first. It stops counting as runnable, so
-   queued work gets a fresh worker. A callable that starts a future and waits for it (nested
-   calls, chains) therefore never waits on work queued behind itself.
-3. Unknown blocking (a callable waiting for an Event, a lock or a socket that another queued
-   future will release): while there is backlog, a monitor thread watches ``_taken``. When
-   no task has left the queue for ``stall_interval`` it adds workers (a quarter more, at
-   least one). The pool degrades towards Pyro4's thread-per-call instead of deadlocking.
-4. Rules 2 and 3 never grow the pool past ``hard_limit`` workers (+1 monitor thread).
-5. The monitor also moves due timers to the queue. It exits once there is neither backlog
-   nor a live timer. Delays therefore pin no worker, and a cancelled delay frees its
-   timer at once.
-6. Tasks run outside the lock. Whatever a task lets escape goes to ``threading.excepthook``,
-   as an uncaught exception in Pyro4's per-call thread would; the worker lives on.
+1. A trickle of work keeps meeting one warm thread; a burst of short tasks is drained by one
+   or two threads; a process that made one call soon has no extra threads again.
+2. A worker that waits for a ``FutureResult`` that isn't ready (its ``wait()`` or ``value``)
+   stops counting as runnable, so a callable that starts a future and waits for it (nested
+   calls, chains) never waits on work queued behind itself.
+3. A callable waiting for an Event, a lock or a socket that another queued future will
+   release: when no task has left the queue for ``STALL_INTERVAL``, the pool grows (never past
+   ``HARD_LIMIT``), degrading towards Pyro4's thread-per-call instead of deadlocking.
+4. ``Future.delay`` puts the start on a timer heap the pool's monitor thread releases into
+   the queue: a delay pins no worker, a cancelled one frees its timer at once.
+5. Whatever a task lets escape goes to ``threading.excepthook``, as an uncaught exception in
+   Pyro4's per-call thread would; the worker lives on.
 
 What users can tell apart from Pyro4 (timing only, never values or texts): ``cancel()``
 during a delay resolves the result at once (Pyro4 noticed within 2 s); ``delay()`` on a call
 already pending restarts its countdown from now; in a burst, each task after the first may
 start one thread wake-up later (rule 1); under a stall the start of queued work may lag by
-``stall_interval``. As in Pyro4, an exception handler that raises (or a callable that
+``STALL_INTERVAL``. As in Pyro4, an exception handler that raises (or a callable that
 raises a BaseException) goes to ``threading.excepthook`` and leaves the result unresolved.
 
 Who holds which lock: ``Future._state_lock`` guards the Future's start/delay/cancel
@@ -59,18 +42,17 @@ Other modules (async proxies, batches) hand work to the same pool with :func:`_s
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import heapq
 import itertools
 import logging
 import os
-import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
 
 from ._serializers.exception_wrapper import _ExceptionWrapper
+from ._workers import WorkerPool, WorkerThread
 
 __all__ = ["Future", "FutureResult", "_ExceptionWrapper"]
 
@@ -83,8 +65,53 @@ HARD_LIMIT = 256  # never more workers than this, whatever blocks
 IDLE_TIMEOUT = 1.0  # seconds an idle worker waits for work before it exits
 STALL_INTERVAL = 0.1  # seconds without queue progress that count as a stall
 
-_local = threading.local()  # .pool: the _Executor whose worker this thread is
-_thread_ids = itertools.count(1)
+
+class _Executor(WorkerPool):
+    """The futures pool: a WorkerPool with the limits of the module docstring."""
+
+    def __init__(self, soft_limit: int = SOFT_LIMIT, hard_limit: int = HARD_LIMIT,
+                 idle_timeout: float = IDLE_TIMEOUT, stall_interval: float = STALL_INTERVAL,
+                 name: str = "pyro4compat-futures") -> None:
+        if not 1 <= soft_limit <= hard_limit:
+            raise ValueError("need 1 <= soft_limit <= hard_limit")
+        super().__init__(name, soft_limit, hard_limit=hard_limit, idle_timeout=idle_timeout,
+                         one_wakeup=True, stall_interval=stall_interval)
+        self._timers: list[tuple[float, int, _TimerHandle]] = []   # a heap, guarded by the lock
+        self._live_timers = 0
+        self._timer_seq = itertools.count()
+
+    def schedule(self, delay: float, task: Task) -> _TimerHandle:
+        """Run ``task()`` on a worker ``delay`` seconds from now, unless cancelled first."""
+        handle = _TimerHandle(self, task)
+        with self._lock:
+            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), handle))
+            self._live_timers += 1
+            self._wake_monitor()
+        return handle
+
+    def _stats(self) -> dict[str, int]:
+        return dict(super()._stats(), timers=self._live_timers)
+
+    def _cancel_timer(self, handle: _TimerHandle) -> bool:
+        with self._lock:
+            if not handle.pending:
+                return False
+            handle.pending = False
+            self._live_timers -= 1
+            if not self._live_timers:
+                self._timers.clear()
+                self._monitor_wake.notify()
+            return True
+
+    def _release_timers(self, now: float) -> float | None:
+        """Lock held, on the monitor thread: queue the due tasks; when the next is due."""
+        while self._timers and self._timers[0][0] <= now:
+            handle = heapq.heappop(self._timers)[2]
+            if handle.pending:
+                handle.pending = False
+                self._live_timers -= 1
+                self._enqueue(handle.task)
+        return self._timers[0][0] if self._timers else None
 
 
 class _TimerHandle:
@@ -101,223 +128,6 @@ class _TimerHandle:
         return self.pool._cancel_timer(self)
 
 
-class _Executor:
-    """The bounded, self-shrinking thread pool described in the module docstring."""
-
-    def __init__(self, soft_limit: int = SOFT_LIMIT, hard_limit: int = HARD_LIMIT,
-                 idle_timeout: float = IDLE_TIMEOUT, stall_interval: float = STALL_INTERVAL,
-                 name: str = "pyro4compat-futures") -> None:
-        if not 1 <= soft_limit <= hard_limit:
-            raise ValueError("need 1 <= soft_limit <= hard_limit")
-        self._soft = soft_limit
-        self._hard = hard_limit
-        self._idle_timeout = idle_timeout
-        self._stall_interval = stall_interval
-        self.name = name
-        self._lock = threading.Lock()
-        self._sleepers: list[threading.Condition] = []  # idle workers' wake-ups, newest last
-        self._monitor_wake = threading.Condition(self._lock)
-        self._changed = threading.Condition(self._lock)  # a worker or the monitor exited
-        self._queue: collections.deque[Task] = collections.deque()
-        self._timers: list[tuple[float, int, _TimerHandle]] = []
-        self._live_timers = 0
-        self._timer_seq = itertools.count()
-        self._workers = self._idle = self._blocked = self._taken = 0
-        self._waking = 0  # idle workers notified of work that have not taken it yet
-        self._monitor_alive = False
-
-    # ---- public to the package -------------------------------------------------------------
-
-    def submit(self, task: Task) -> None:
-        """Run ``task()`` on a worker as soon as one is free."""
-        with self._lock:
-            self._enqueue(task)
-
-    def schedule(self, delay: float, task: Task) -> _TimerHandle:
-        """Run ``task()`` on a worker ``delay`` seconds from now, unless cancelled first."""
-        handle = _TimerHandle(self, task)
-        with self._lock:
-            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), handle))
-            self._live_timers += 1
-            self._wake_monitor()
-        return handle
-
-    @contextlib.contextmanager
-    def blocking(self) -> Iterator[None]:
-        """Mark the calling worker as waiting on other pool work for the duration (rule 2)."""
-        with self._lock:
-            self._blocked += 1
-            self._spawn_if_starved()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._blocked -= 1
-
-    def stats(self) -> dict[str, int]:
-        """A snapshot of the counters, for tests and debugging."""
-        with self._lock:
-            return {"workers": self._workers, "idle": self._idle, "waking": self._waking,
-                    "blocked": self._blocked,
-                    "queued": len(self._queue), "timers": self._live_timers,
-                    "monitor": int(self._monitor_alive)}
-
-    def wait_all_exited(self, timeout: float | None = None) -> bool:
-        """Wait until every worker and the monitor have exited; False on timeout."""
-        with self._lock:
-            return self._changed.wait_for(lambda: not self._workers and not self._monitor_alive,
-                                          timeout)
-
-    # ---- internals (called with the lock held unless said otherwise) -----------------------
-
-    def _enqueue(self, task: Task) -> None:
-        self._queue.append(task)
-        self._wake_one()
-        if len(self._queue) > self._idle and not self._spawn_if_starved():
-            self._wake_monitor()  # saturated: let the monitor watch for a stall
-
-    def _wake_one(self) -> None:
-        """Wake the worker idle the shortest time (still warm), unless one is waking already (rule 1)."""
-        if self._sleepers and not self._waking:
-            self._sleepers.pop().notify()
-            self._waking += 1
-
-    def _spawn_if_starved(self) -> bool:
-        starved = len(self._queue) > self._idle
-        if starved and self._workers - self._blocked < self._soft and self._workers < self._hard:
-            self._spawn(self._worker_main, "worker-%d" % next(_thread_ids))
-            self._workers += 1
-            return True
-        return False
-
-    def _spawn(self, target: Callable[[], None], suffix: str) -> None:
-        threading.Thread(target=target, name="%s-%s" % (self.name, suffix), daemon=True).start()
-
-    def _wake_monitor(self) -> None:
-        if self._monitor_alive:
-            self._monitor_wake.notify()
-        else:
-            self._spawn(self._monitor_main, "monitor")
-            self._monitor_alive = True
-
-    def _cancel_timer(self, handle: _TimerHandle) -> bool:
-        with self._lock:
-            if not handle.pending:
-                return False
-            handle.pending = False
-            self._live_timers -= 1
-            if not self._live_timers:
-                self._timers.clear()
-                self._monitor_wake.notify()
-            return True
-
-    # ---- worker threads ------------------------------------------------------------------
-
-    def _worker_main(self) -> None:
-        """Unlocked. Take tasks until idle for too long or surplus, then exit."""
-        _local.pool = self
-        wakeup = threading.Condition(self._lock)
-        while True:
-            with self._lock:
-                task = self._next_task(wakeup)
-                if task is None:
-                    self._workers -= 1
-                    self._changed.notify_all()
-                    return
-            _run_task(task)
-            del task
-
-    def _next_task(self, wakeup: threading.Condition) -> Task | None:
-        deadline = None
-        while True:
-            if self._queue:
-                self._taken += 1
-                task = self._queue.popleft()
-                if self._queue:
-                    self._wake_one()  # the next task gets its own worker
-                elif self._monitor_alive:
-                    self._monitor_wake.notify()  # backlog gone: the monitor may retire now
-                return task
-            if self._workers - self._blocked > self._soft:
-                return None  # a surplus worker from rule 2 or 3: leave without lingering
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self._idle_timeout
-            elif now >= deadline:
-                return None
-            self._idle += 1
-            self._sleepers.append(wakeup)
-            wakeup.wait(deadline - now)
-            if wakeup in self._sleepers:
-                self._sleepers.remove(wakeup)  # timed out, and nobody popped it meanwhile
-            else:
-                self._waking -= 1              # popped and notified: this worker is up now
-            self._idle -= 1
-
-    # ---- monitor thread ------------------------------------------------------------------
-
-    def _monitor_main(self) -> None:
-        """Unlocked entry of the monitor thread (rules 3 and 5)."""
-        with self._lock:
-            try:
-                self._monitor_loop()
-            finally:
-                self._monitor_alive = False
-                self._changed.notify_all()
-
-    def _monitor_loop(self) -> None:
-        seen = self._taken
-        stall_at: float | None = None
-        while True:
-            now = time.monotonic()
-            self._release_due_timers(now)
-            if len(self._queue) <= self._idle:
-                stall_at = None
-            elif stall_at is None or self._taken != seen:
-                seen, stall_at = self._taken, now + self._stall_interval
-            elif now >= stall_at:
-                self._grow_after_stall()
-                stall_at = now + self._stall_interval
-            wake_times = [self._timers[0][0]] if self._timers else []
-            if stall_at is not None:
-                wake_times.append(stall_at)
-            if not wake_times:
-                return
-            self._monitor_wake.wait(max(0.0, min(wake_times) - now))
-
-    def _release_due_timers(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            handle = heapq.heappop(self._timers)[2]
-            if handle.pending:
-                handle.pending = False
-                self._live_timers -= 1
-                self._enqueue(handle.task)
-
-    def _grow_after_stall(self) -> None:
-        extra = min(self._hard - self._workers, max(1, self._workers // 4))
-        if extra > 0:
-            log.debug("futures pool stalled with %d queued tasks; adding %d workers to %d",
-                      len(self._queue), extra, self._workers)
-        for _ in range(extra):
-            self._spawn(self._worker_main, "worker-%d" % next(_thread_ids))
-            self._workers += 1
-
-
-def _run_task(task: Task) -> None:
-    """Run one task; report an escaping exception as a dying thread would (rule 6)."""
-    try:
-        task()
-    except BaseException:
-        exc_type, exc_value, exc_tb = sys.exc_info()
-        try:
-            threading.excepthook(threading.ExceptHookArgs(  # type: ignore[attr-defined]
-                (exc_type, exc_value, exc_tb, threading.current_thread())))
-        except Exception:
-            log.exception("threading.excepthook failed")
-        finally:
-            del exc_type, exc_value, exc_tb
-
-
 _executor = _Executor()
 
 
@@ -329,7 +139,8 @@ def _submit(task: Task) -> None:
 @contextlib.contextmanager
 def _blocking() -> Iterator[None]:
     """Wrap a wait that pool work will end, so a pool worker waiting here can't starve it."""
-    pool = getattr(_local, "pool", None)
+    worker = threading.current_thread()
+    pool = worker.pool if isinstance(worker, WorkerThread) else None
     if pool is None:
         yield
     else:

@@ -46,14 +46,13 @@ import uuid
 from typing import Any, Dict, Optional, Tuple
 
 from .. import _protocol, constants, errors
-from .._busypoll import begin_work, end_work
 from .._client.blob import SerializedBlob
 from .._context import current_context
 from .._serializers import get_serializer_by_id
 from .._serializers.exception_wrapper import _ExceptionWrapper
 from .._tracebacks import formatTraceback
+from .._workers import WorkerPool, report_uncaught
 from ..configuration import config
-from ..futures import _Executor, _run_task
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                        FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
                        MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
@@ -264,7 +263,7 @@ class _OnewayCallThread(threading.Thread):
     """Pyro4's thread for one oneway call, with a copy of the caller's call context.
 
     Kept for code that reaches ``Pyro4.core._OnewayCallThread``; the daemon itself runs oneway
-    calls on the futures pool (:func:`_start_oneway`).
+    calls on a worker pool (:func:`_start_oneway`).
     """
 
     def __init__(self, target: Any, args: Any, kwargs: Any) -> None:
@@ -276,14 +275,20 @@ class _OnewayCallThread(threading.Thread):
         super().run()
 
 
-# Oneway calls run on a pool of the futures module's kind, of their own: its workers give up
-# after a short idle time, so a daemon at rest has no oneway threads left soon after a burst
-# (Pyro4's per-call threads ended with their call).
+# Oneway calls run on a worker pool of their own (limits as the futures pool's, see
+# :mod:`.._workers` for why apart): its workers give up after a short idle time, so a daemon at
+# rest has no oneway threads left soon after a burst (Pyro4's per-call threads ended with their
+# call). The pool counts each oneway call as busy for the busy-poll gate.
 ONEWAY_IDLE_TIMEOUT = 0.1
+ONEWAY_SOFT_LIMIT = 32      # runnable workers before queued oneway calls wait for a free one
+ONEWAY_HARD_LIMIT = 256     # never more, whatever blocks
+ONEWAY_STALL_INTERVAL = 0.1
 
 
-def _new_oneway_pool() -> _Executor:
-    return _Executor(idle_timeout=ONEWAY_IDLE_TIMEOUT, name="pyro4compat-oneway")
+def _new_oneway_pool() -> WorkerPool:
+    return WorkerPool("pyro4compat-oneway", ONEWAY_SOFT_LIMIT, hard_limit=ONEWAY_HARD_LIMIT,
+                      idle_timeout=ONEWAY_IDLE_TIMEOUT, one_wakeup=True, counts_busy=True,
+                      stall_interval=ONEWAY_STALL_INTERVAL)
 
 
 _oneway_pool = _new_oneway_pool()
@@ -312,12 +317,11 @@ def _start_oneway(func: Any, vargs: Any, kwargs: Any) -> None:
         worker = threading.current_thread()
         pool_name, worker.name = worker.name, ONEWAY_THREAD_NAME  # the name Pyro4's thread has
         current_context._restore(snapshot)
-        begin_work(None)
         try:
-            # reports what escapes to threading.excepthook while the thread still has that name
-            _run_task(lambda: func(*vargs, **kwargs))
+            func(*vargs, **kwargs)
+        except BaseException:
+            report_uncaught()   # while the thread still has that name
         finally:  # the worker serves other work next: don't leave this client in its context
-            end_work()
             current_context._restore((None, None, 0, 0, 0, {}, {}, None, None))
             worker.name = pool_name
 
