@@ -77,8 +77,10 @@ class Pool(WorkerPool):
         self.close()
 
     def __repr__(self) -> str:
+        with self._lock:
+            busy, idle = len(self.busy), len(self.idle)
         return "<%s.%s at 0x%x; %d busy workers; %d idle workers>" % (
-            type(self).__module__, type(self).__name__, id(self), len(self.busy), len(self.idle))
+            type(self).__module__, type(self).__name__, id(self), busy, idle)
 
     def active(self) -> int:
         """Jobs running or queued (one consistent reading)."""
