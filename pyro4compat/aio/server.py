@@ -10,7 +10,7 @@ stands for one) through ``socketserver._receiving.next_item``, the step the thre
 servers use: the same single receive path, so a slow sender costs a few bytes of buffer, never a
 thread. All protocol state is touched on the loop only.
 
-**On workers** (an ``_Executor`` from :mod:`pyro4compat.futures`, soft limit ``THREADPOOL_SIZE``,
+**On workers** (a :class:`pyro4compat._workers.WorkerPool` of its own, soft limit ``THREADPOOL_SIZE``,
 idle workers exit): every complete message goes to the daemon's dispatch exactly as on the
 thread and multiplex servers: the item waits in ``conn._pyroReceived`` and the worker calls
 ``daemon._handshake(conn)`` or ``daemon.handleRequest(conn)`` (so an override of either is
@@ -48,7 +48,8 @@ from typing import Any, Callable, Deque, List, Optional, Set, Tuple
 from .. import _frames, errors
 from .._sockio import SocketConnection
 from ..configuration import config
-from ..futures import HARD_LIMIT, _Executor
+from .._workers import WorkerPool
+from ..futures import HARD_LIMIT
 from ..socketserver import (_client_disconnect, _close_listener, _housekeeping_interval, _listen,
                             _log_handshake_error, _log_request_error, _poll_timeout, _shutdown_grace)
 from ..socketserver._receiving import Item, ends_stream, hmac_key_of, next_item
@@ -307,8 +308,9 @@ class AsyncioServer:
         self._completed: List[Tuple[Callable[..., Any], tuple]] = []   # workers' results for the loop
         self._completed_lock = threading.Lock()
         self._completion_pending = False
-        self.pool = _Executor(soft_limit=max(config.THREADPOOL_SIZE, 1),
-                              hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), name="pyro4compat-aio")
+        self.pool = WorkerPool("pyro4compat-aio", max(config.THREADPOOL_SIZE, 1), one_wakeup=True,
+                               hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), idle_timeout=1.0,
+                               stall_interval=0.1)
         self.evloop: Optional[asyncio.AbstractEventLoop] = None
         self.loop_thread: Optional[threading.Thread] = None
         self.stopped = threading.Event()
