@@ -14,8 +14,7 @@ import sys
 from typing import Iterator, List, Tuple
 
 import pytest
-from test_naming_interop import (FIXED_IN_OURS, NSLOC, PYRO4_CLIENT, ROOT, SERIALIZERS, accept_all, child_env,
-                                 greeter, masked, pyro4_name_server, serving)
+from test_naming_interop import NSLOC, ROOT, accept_all, child_env, greeter, same_answers_from_both, serving
 
 from pyro4compat import naming
 
@@ -31,19 +30,7 @@ def our_postgresql_name_server(url: str) -> Iterator[Tuple[str, int]]:
 
 
 def test_pyro4_client_gets_the_same_answers_as_from_pyro4s_name_server(pyro4, greeter, pg_url):
-    results = {}
-    starters = (("ours", lambda: our_postgresql_name_server(pg_url)), ("pyro4", lambda: pyro4_name_server(SERIALIZERS)))
-    for label, starter in starters:
-        with starter() as (host, port):
-            output = pyro4(PYRO4_CLIENT, {"host": host, "port": port, "greeter": greeter,
-                                          "serializers": SERIALIZERS})
-            results[label] = masked(output, "%s:%d" % (host, port))
-    for ser in SERIALIZERS:
-        ours, theirs = dict(results["ours"][ser]), dict(results["pyro4"][ser])
-        for step in FIXED_IN_OURS.get(ser, ()):
-            assert theirs.pop(step) == ["ValueError", "unmarshallable object"]
-            assert ours.pop(step)[0] == "ok"
-        assert ours == theirs, ser
+    results = same_answers_from_both(pyro4, greeter, lambda: our_postgresql_name_server(pg_url))
     serpent = results["ours"]["serpent"]
     assert serpent["pyroname"] == ["ok", "hello serpent"]
     assert serpent["ns_tag"] == ["ok", [["Pyro.NameServer", ["PYRO:Pyro.NameServer@" + NSLOC,
