@@ -245,12 +245,20 @@ def _record_context(conn: Any, msg: Message, flags: int) -> None:
     context.serializer_id = msg.serializer_id
 
 
-def _run_batch(obj: Any, calls: Any) -> list:
-    """Pyro4's batch semantics: stop at the first failing call, which is returned wrapped."""
+def _run_batch(obj: Any, calls: Any, run_async: Any = None) -> list:
+    """Pyro4's batch semantics: stop at the first failing call, which is returned wrapped.
+
+    ``run_async`` is the daemon's ``_pyroRunAsync`` hook (None on the socket servers): through it an
+    ``async def`` method in a batch is awaited on the daemon's loop before the next call starts,
+    exactly as a single call of it is, so its result (or exception) takes its place in the batch.
+    """
     results = []
     for method, vargs, kwargs in calls:
         try:
-            results.append(getAttribute(obj, method)(*vargs, **(kwargs or {})))
+            func = getAttribute(obj, method)
+            if run_async is not None:
+                func = run_async(func)
+            results.append(func(*vargs, **(kwargs or {})))
         except Exception as exc:
             log.debug("Exception occurred while handling batched request: %s", exc)
             exc._pyroTraceback = formatTraceback(detailed=config.DETAILED_TRACEBACK)
@@ -406,7 +414,7 @@ def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwarg
     if isinstance(obj, type):
         obj = daemon._getInstance(obj, conn)
     if flags & FLAGS_BATCH:
-        data = _run_batch(obj, vargs)
+        data = _run_batch(obj, vargs, daemon._pyroRunAsync)
         return _NO_REPLY if flags & FLAGS_ONEWAY else (data, FLAGS_BATCH)
     if method == "__getattr__":
         data = get_exposed_property_value(obj, vargs[0], only_exposed=config.REQUIRE_EXPOSE)
