@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -104,9 +104,20 @@ def test_aio_proxy_and_locate_ns_against_pyro4_name_server(pyro4_server, seriali
 
 @core.expose
 class AsyncService:
+    def __init__(self) -> None:
+        self.logged: List[Any] = []
+
     async def wait_and_echo(self, seconds: float, value: Any) -> Any:
         await asyncio.sleep(seconds)
         return value
+
+    async def log(self, seconds: float, value: Any) -> Any:
+        await asyncio.sleep(seconds)
+        self.logged.append(value)
+        return value
+
+    def log_so_far(self) -> List[Any]:
+        return self.logged
 
     async def countdown(self, count: int) -> Any:
         for n in range(count, 0, -1):
@@ -178,6 +189,39 @@ def test_pyro4_proxy_against_aio_daemon(pyro4, serializer):
     assert "async boom" in async_out["fail"]
     assert async_out["parallel"] == list(range(10))
     assert async_out["elapsed"] < 2.5   # ten 0.3 s async calls overlapped on the loop
+
+
+BATCH_SCRIPT = r"""
+import Pyro4
+Pyro4.config.SERIALIZER = INPUT["serializer"]
+out = {}
+with Pyro4.Proxy("PYRO:interop.async@" + INPUT["location"]) as p:
+    batch = Pyro4.batch(p)
+    batch.log(0.1, "slow first")
+    batch.log(0, "then fast")
+    batch.wait_and_echo(0, "plain result")
+    batch.fail()
+    batch.log(0, "never")
+    results = batch()
+    out["results"] = [next(results), next(results), next(results)]
+    try:
+        next(results)
+    except KeyError as e:
+        out["error"] = str(e)
+    out["rest"] = list(results)
+    out["logged"] = p.log_so_far()
+OUTPUT = out
+"""
+
+
+# Pyro4's own marshal client can't send a batch (it sends kwargs=None): not a daemon matter.
+@pytest.mark.parametrize("serializer", [name for name in SERIALIZERS if name != "marshal"])
+def test_pyro4_batch_awaits_async_methods_on_aio_daemon(pyro4, serializer):
+    with aio_daemon([serializer]) as daemon:
+        out = pyro4(BATCH_SCRIPT, {"location": daemon.locationStr, "serializer": serializer})
+    assert out["results"] == ["slow first", "then fast", "plain result"]
+    assert "async boom" in out["error"] and out["rest"] == []
+    assert out["logged"] == ["slow first", "then fast"]   # in order, and nothing after the failure
 
 
 def test_pyro4_proxy_hmac_against_aio_daemon(pyro4):
