@@ -326,8 +326,8 @@ class Proxy:
             objectId = objectId or self._pyroConnection.objectId
             annotations = self.__annotations()
             if vargs and isinstance(vargs[0], SerializedBlob):
-                payload, compressed, flags = _blob_payload(serializer, vargs, kwargs, annotations, flags,
-                                                           objectId, methodname)
+                payload, compressed, flags = blob_payload(serializer, vargs, kwargs, annotations, flags,
+                                                          objectId, methodname)
             else:
                 payload, compressed = serializer.serializeCall(objectId, methodname, vargs, kwargs,
                                                                compress=config.COMPRESSION)
@@ -494,9 +494,13 @@ def _error_reply_serializer(reply: Message, serializer: Any) -> Any:
     raise errors.SerializeError(text)
 
 
-def _blob_payload(serializer: Any, vargs: Any, kwargs: Any, annotations: Dict[str, bytes], flags: int,
-                  objectId: str, methodname: str):
-    """Serialize a SerializedBlob call: the blob's data as the arguments, routing info in BLBI."""
+def blob_payload(serializer: Any, vargs: Any, kwargs: Any, annotations: Dict[str, bytes], flags: int,
+                 objectId: str, methodname: str):
+    """Serialize a SerializedBlob call: the blob's data as the arguments, routing info in BLBI.
+
+    Shared by ``core.Proxy`` and ``aio.Proxy``; adds BLBI to ``annotations`` and returns
+    ``(payload, compressed, flags)`` with FLAGS_KEEPSERIALIZED set.
+    """
     if len(vargs) > 1 or kwargs:
         raise errors.SerializeError("if SerializedBlob is used, it must be the only argument")
     blob = vargs[0]

@@ -27,6 +27,14 @@ The call context is thread-local, and every task on a loop shares the thread: a 
 ``current_context.annotations``/``correlation_id`` synchronously when it is made (before its
 first ``await``), so "set, then await the call" works per task. ``response_annotations`` is
 set when a reply arrives; with concurrent tasks use the ``_pyroResponseAnnotations`` hook.
+
+Autoproxy: a daemon sends a registered Pyro object as a proxy (``Pyro4.core.Proxy`` on the wire),
+which every serializer revives as a ``core.Proxy``, a blocking proxy. A call's result that *is*
+such a proxy (a plain result, a batch result, a remote iterator's item) is handed over as an
+``aio.Proxy`` with the same state, so the object it names is awaited like everything else here;
+proxies inside containers stay ``core.Proxy`` (no walk over every result), ``aio.Proxy(p)``
+wraps one. An ``aio.Proxy`` is pickled and copied with the same state as a ``core.Proxy``, and
+comes back unconnected.
 """
 
 from __future__ import annotations
@@ -39,7 +47,9 @@ from .. import constants, errors
 from .._client.calls import batch_results
 from .._client.connect import (client_ssl_context, connect_failed, connect_request, decode_connect_reply,
                                metadata_sets, split_connect_reply)
-from .._client.proxy import prepare_reply, request_annotations, stream_id_of
+from .._client.blob import SerializedBlob
+from .._client.proxy import Proxy as CoreProxy
+from .._client.proxy import blob_payload, prepare_reply, request_annotations, stream_id_of
 from .._protocol import hmac_key_bytes
 from .._serializers import get_serializer
 from .._uri import URI
@@ -93,9 +103,13 @@ class Proxy:
     ``await proxy.method(...)`` calls a method; ``await proxy.attr`` or ``await
     proxy._pyroGetAttr("attr")`` reads a remote attribute and ``await proxy._pyroSetAttr("attr",
     value)`` writes one (Python has no awaitable assignment). Use ``async with`` to release it.
+    ``uri`` may also be a ``core.Proxy``: the new proxy takes over its state (not its connection).
     """
 
     def __init__(self, uri: Any) -> None:
+        source = None
+        if isinstance(uri, CoreProxy):
+            source, uri = uri, uri._pyroUri
         if isinstance(uri, str):
             uri = URI(uri)
         elif not isinstance(uri, URI):
@@ -107,12 +121,15 @@ class Proxy:
         self._pyroAttrs: Set[str] = set()
         self._pyroOneway: Set[str] = set()
         self._pyroSeq = 0
+        self._pyroRawWireResponse = False
         self._pyroHandshake: Any = "hello"
         self._pyroMaxRetries: int = config.MAX_RETRIES
         self._pyroTimeout: Optional[float] = config.COMMTIMEOUT
         self.__hmac_key: Optional[bytes] = None
         self._connect_lock: Optional[asyncio.Lock] = None
         get_serializer(config.SERIALIZER)  # fail now, not on the first call, if it is unavailable
+        if source is not None:
+            self._adopt_state(source.__getstate__(), keep_limits=True)
 
     @property
     def _pyroHmacKey(self) -> Optional[bytes]:
@@ -146,12 +163,30 @@ class Proxy:
             await conn.wait_closed(timeout)
 
     def __copy__(self) -> "Proxy":
+        """An unconnected proxy with this one's settings (``copy.copy``), as ``core.Proxy`` copies."""
         duplicate = type(self)(self._pyroUri)
-        for name in ("_pyroSerializer", "_pyroHandshake", "_pyroMaxRetries", "_pyroTimeout", "_pyroHmacKey"):
-            setattr(duplicate, name, getattr(self, name))
-        duplicate._pyroMethods, duplicate._pyroAttrs = set(self._pyroMethods), set(self._pyroAttrs)
-        duplicate._pyroOneway = set(self._pyroOneway)
+        duplicate._adopt_state(self.__getstate__(), keep_limits=True)
+        duplicate._pyroRawWireResponse = self._pyroRawWireResponse
         return duplicate
+
+    def __getstate__(self) -> tuple:
+        """``core.Proxy``'s state tuple: uri, oneway, methods, attrs, timeout, hmac key, handshake,
+        max retries, serializer (so pickles of both proxies carry the same settings)."""
+        return (self._pyroUri, self._pyroOneway, self._pyroMethods, self._pyroAttrs, self._pyroTimeout,
+                self._pyroHmacKey, self._pyroHandshake, self._pyroMaxRetries, self._pyroSerializer)
+
+    def __setstate__(self, state: tuple) -> None:
+        """Unpickling: an unconnected proxy; timeout and retries come from the local config, as in core."""
+        Proxy.__init__(self, state[0])
+        self._adopt_state(state, keep_limits=False)
+
+    def _adopt_state(self, state: tuple, keep_limits: bool) -> None:
+        """Take the settings of a ``__getstate__`` tuple (ours or a ``core.Proxy``'s); the URI is set already."""
+        (_, oneway, methods, attrs, timeout, self._pyroHmacKey, self._pyroHandshake, max_retries) = state[:8]
+        self._pyroOneway, self._pyroMethods, self._pyroAttrs = set(oneway), set(methods), set(attrs)
+        self._pyroSerializer = state[8] if len(state) > 8 else None
+        if keep_limits:
+            self._pyroTimeout, self._pyroMaxRetries = timeout, max_retries
 
     # --- hooks users override (same names as core.Proxy) -------------------------------------
 
@@ -332,8 +367,12 @@ class Proxy:
             await self._pyroConnect()
             conn = self._pyroConnection
         serializer = get_serializer(self._pyroSerializer or config.SERIALIZER)
-        payload, compressed = serializer.serializeCall(objectId or conn.objectId, methodname, vargs, kwargs,
-                                                       compress=config.COMPRESSION)
+        if vargs and isinstance(vargs[0], SerializedBlob):
+            payload, compressed, flags = blob_payload(serializer, vargs, kwargs, annotations, flags,
+                                                      objectId or conn.objectId, methodname)
+        else:
+            payload, compressed = serializer.serializeCall(objectId or conn.objectId, methodname, vargs, kwargs,
+                                                           compress=config.COMPRESSION)
         if compressed:
             flags |= FLAGS_COMPRESSED
         if methodname in self._pyroOneway:
@@ -372,6 +411,8 @@ class Proxy:
         if config.LOGWIRE:
             log_wiredata(log, "proxy wiredata received", reply)
         serializer = prepare_reply(reply, serializer, self._pyroResponseAnnotations)
+        if self._pyroRawWireResponse:
+            return reply
         data = serializer.deserializeData(reply.data)
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
             return RemoteIterator(stream_id_of(reply), self)
@@ -379,7 +420,12 @@ class Proxy:
             if stream_item and isinstance(data, StopIteration):
                 return _STREAM_END
             raise data
-        return data
+        return _awaitable(data)
+
+
+def _awaitable(result: Any) -> Any:
+    """A result that is a (blocking) ``core.Proxy``, autoproxy's usual product, as an ``aio.Proxy``."""
+    return Proxy(result) if isinstance(result, CoreProxy) else result
 
 
 _STREAM_END = object()
@@ -450,5 +496,5 @@ class BatchProxy:
         proxy = self.__proxy
         await proxy._ensure_metadata()
         results = await proxy._pyroInvoke("<batch>", calls, None, FLAGS_BATCH | (FLAGS_ONEWAY if oneway else 0))
-        return None if oneway else batch_results(results)
+        return None if oneway else map(_awaitable, batch_results(results))
 
