@@ -9,7 +9,9 @@ packet costs one ``recvfrom`` and nothing more. A URI bound to ``0.0.0.0`` is us
 remote client, so the host is replaced by the address of the interface that faces the asker.
 
 It runs either in its own thread (:meth:`BroadcastServer.runInThread`) or inside a daemon's
-event loop through ``Daemon.combine(bcserver)`` (the ``transportServer`` adapter). The socket
+event loop through ``Daemon.combine(bcserver)`` (the ``transportServer`` adapter). What a
+responder binds to and what it answers are plain functions (:func:`open_responder_socket`,
+:func:`answer_request`), shared with the asyncio responder of ``pyro4compat.aio``. The socket
 has a 2 s timeout, and :meth:`close` wakes a thread blocked in ``recvfrom`` with one datagram
 to the loopback address, so stopping never waits for that timeout. ``running`` is the only
 state shared with the loop thread: a plain bool written by :meth:`close` and read per round.
@@ -26,7 +28,7 @@ from . import socketutil
 from ._uri import URI
 from .configuration import config
 
-__all__ = ["BroadcastServer", "NSURI_REQUEST"]
+__all__ = ["BroadcastServer", "NSURI_REQUEST", "open_responder_socket", "answer_request"]
 
 log = logging.getLogger("Pyro4.naming")
 
@@ -35,6 +37,50 @@ REQUEST_MAX = 100          # bytes read per datagram; a valid request is 9
 SOCKET_TIMEOUT = 2.0       # the responder's recvfrom timeout, as in Pyro4
 _WAKEUP = b"!"             # sent to ourselves by close(); anything but a request will do
 _LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+
+
+def open_responder_socket(nsUri: Any, bchost: Optional[str], bcport: Optional[int], ipv6: bool,
+                          timeout: Optional[float]) -> Tuple[socket.socket, str]:
+    """A responder's bound UDP socket and its ``host:port`` text.
+
+    ``bchost``/``bcport`` default to ``NS_BCHOST``/``NS_BCPORT``; the socket is IPv6 when the name
+    server's URI (or ``ipv6``) is, since a client asks on the name server's IP version.
+    ``timeout=0`` makes it non-blocking (for an event loop).
+    """
+    if bcport is None:
+        bcport = config.NS_BCPORT
+    if bchost is None:
+        bchost = config.NS_BCHOST
+    uri_host = URI(nsUri).host or ""
+    if ":" in uri_host or ipv6:
+        bchost = bchost or "::"
+        bind: Tuple[Any, ...] = (bchost, bcport, 0, 0)
+    else:
+        bind = (bchost, bcport)
+    sock = socketutil.createBroadcastSocket(bind, reuseaddr=config.SOCK_REUSE, timeout=timeout)
+    sockaddr = sock.getsockname()
+    bchost = bchost or sockaddr[0]
+    bcport = bcport or sockaddr[1]
+    location = ("[%s]:%d" if ":" in bchost else "%s:%d") % (bchost, bcport)
+    log.info("ns broadcast server created on %s - %s", location, socketutil.family_str(sock))
+    return sock, location
+
+
+def answer_request(nsUri: Any, data: bytes, asker: str) -> Optional[bytes]:
+    """The answer to one datagram from ``asker``: the name server's URI for ``GET_NSURI``, else None.
+
+    A URI on ``0.0.0.0`` gets the address of our interface that faces the asker instead.
+    """
+    if data != NSURI_REQUEST:
+        return None
+    uri = URI(nsUri)
+    if uri.host == "0.0.0.0":
+        try:
+            uri.host = socketutil.getInterfaceAddress(asker)
+        except OSError:
+            pass
+    log.debug("responding to broadcast request from %s: interface %s", asker, uri.host)
+    return str(uri).encode("iso-8859-1")
 
 
 class _TransportServerAdapter:
@@ -57,23 +103,9 @@ class BroadcastServer:
                  ipv6: bool = False) -> None:
         self.transportServer = self.TransportServerAdapter(self)
         self.nsUri = nsUri
-        if bcport is None:
-            bcport = config.NS_BCPORT
-        if bchost is None:
-            bchost = config.NS_BCHOST
-        uri_host = URI(nsUri).host or ""
-        if ":" in uri_host or ipv6:  # answer on the name server's IP version
-            bchost = bchost or "::"
-            bind: Tuple[Any, ...] = (bchost, bcport, 0, 0)
-        else:
-            bind = (bchost, bcport)
-        self.sock = socketutil.createBroadcastSocket(bind, reuseaddr=config.SOCK_REUSE, timeout=SOCKET_TIMEOUT)
+        self.sock, self.locationStr = open_responder_socket(nsUri, bchost, bcport, ipv6, SOCKET_TIMEOUT)
         self._sockaddr = self.sock.getsockname()
-        bchost = bchost or self._sockaddr[0]
-        bcport = bcport or self._sockaddr[1]
-        self.locationStr = ("[%s]:%d" if ":" in bchost else "%s:%d") % (bchost, bcport)
         self._thread: Optional[threading.Thread] = None
-        log.info("ns broadcast server created on %s - %s", self.locationStr, socketutil.family_str(self.sock))
         self.running = True
 
     def close(self) -> None:
@@ -128,23 +160,13 @@ class BroadcastServer:
             data, addr = self.sock.recvfrom(REQUEST_MAX)
         except OSError:  # timeout, or the socket was closed under us
             return
-        if data != NSURI_REQUEST:
+        reply = answer_request(self.nsUri, data, addr[0])
+        if reply is None:
             return
-        reply = self._reply_for(addr[0])
         try:
             self.sock.sendto(reply, 0, addr)
         except OSError as exc:
             log.debug("cannot answer broadcast request from %s: %s", addr[0], exc)
-
-    def _reply_for(self, asker: str) -> bytes:
-        uri = URI(self.nsUri)
-        if uri.host == "0.0.0.0":
-            try:
-                uri.host = socketutil.getInterfaceAddress(asker)
-            except OSError:
-                pass
-        log.debug("responding to broadcast request from %s: interface %s", asker, uri.host)
-        return str(uri).encode("iso-8859-1")
 
     def __enter__(self) -> "BroadcastServer":
         return self

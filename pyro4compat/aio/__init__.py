@@ -7,7 +7,7 @@ speak the same wire as Pyro4 4.82, so either side may be real Pyro4. See ``docs/
 
 from .daemon import Daemon, current_context
 from .naming import locateNS, resolve
-from .nameserver import NameServerDaemon, startNS
+from .nameserver import BroadcastServer, NameServerDaemon, startNS
 from .proxy import BatchProxy, Proxy, RemoteIterator
 
-__all__ = ["Daemon", "current_context", "Proxy", "BatchProxy", "RemoteIterator", "locateNS", "resolve", "NameServerDaemon", "startNS"]
+__all__ = ["Daemon", "current_context", "Proxy", "BatchProxy", "RemoteIterator", "locateNS", "resolve", "NameServerDaemon", "BroadcastServer", "startNS"]

@@ -1,24 +1,25 @@
 """Issue 20's last gaps: async def methods in batches, aio.Proxy's raw replies, blobs, pickling,
-copying and autoproxy."""
+copying and autoproxy, and the broadcast responder of the name server on the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import pickle
+import socket
 import threading
 from typing import Any, List
 
 import pytest
 
-from pyro4compat import aio, core, errors
+from pyro4compat import aio, core, errors, naming
 from pyro4compat._serializers import _serializers, get_serializer_by_id
 from pyro4compat.configuration import config
 from pyro4compat.message import FLAGS_EXCEPTION, MSG_RESULT, Message
 
 from aio_support import SERVER_KINDS, run, served_any
 from daemons import serving
-from remote_helpers import HOST, WAIT, Thing
+from remote_helpers import HOST, WAIT, Thing, open_fds
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -288,3 +289,103 @@ def test_wrapping_a_core_proxy_takes_its_state():
     assert (wrapped._pyroHmacKey, wrapped._pyroTimeout, wrapped._pyroMaxRetries) == (b"k", 4.0, 2)
     assert (wrapped._pyroHandshake, wrapped._pyroSerializer) == ("shake", "json")
     assert wrapped._pyroConnection is None
+
+
+# --- 3. the broadcast responder of a name server on the loop --------------------------------------
+
+def ask(port: int, payload: bytes = b"GET_NSURI", timeout: float = 2.0) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(payload, (HOST, port))
+        return sock.recvfrom(100)[0]
+
+
+def broadcast_ns() -> aio.NameServerDaemon:
+    return aio.NameServerDaemon(HOST, 0, enableBroadcast=True, bchost=HOST, bcport=0)
+
+
+def test_name_server_daemon_answers_broadcast_lookups_while_served():
+    daemon = broadcast_ns()
+    bcserver = daemon.bcserver
+    assert isinstance(bcserver, aio.BroadcastServer)
+    assert bcserver.locationStr == "%s:%d" % (HOST, bcserver.getPort())
+    ns_uri = daemon.uriFor(daemon.nameserver)
+    with serving(daemon):
+        assert ask(bcserver.getPort()).decode("iso-8859-1") == str(ns_uri)
+        with pytest.raises(socket.timeout):
+            ask(bcserver.getPort(), b"GET_NSURI please", timeout=0.3)   # anything else: no answer
+        assert ask(bcserver.getPort()).decode("iso-8859-1") == str(ns_uri)
+    assert bcserver.sock.fileno() == -1 and daemon.bcserver is None       # closed with the name server
+
+
+def test_locate_ns_by_broadcast_from_the_loop():
+    daemon = broadcast_ns()
+    port = daemon.bcserver.getPort()
+    ns_uri = daemon.uriFor(daemon.nameserver)
+
+    async def main() -> None:
+        server = asyncio.ensure_future(daemon.serve())
+        config.NS_HOST = HOST
+        config.NS_PORT = refused_port()           # nothing there: the direct try fails
+        config.BROADCAST_ADDRS = HOST
+        config.NS_BCPORT = port
+        async with await aio.locateNS() as ns:
+            assert ns._pyroUri == ns_uri
+            assert await ns.count() == 1
+        found = await asyncio.get_running_loop().run_in_executor(None, blocking_lookup)
+        assert found == ns_uri                    # a blocking client finds it the same way
+        daemon.shutdown()
+        await asyncio.wait_for(server, WAIT)
+    run(main)
+    assert daemon.bcserver is None
+
+
+def blocking_lookup() -> Any:
+    with naming.locateNS() as ns:
+        return ns._pyroUri
+
+
+def refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def test_responder_replaces_any_address_by_the_facing_interface():
+    async def main() -> None:
+        bcserver = aio.BroadcastServer("PYRO:Pyro.NameServer@0.0.0.0:4444", HOST, 0)
+        await bcserver.start()
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, ask, bcserver.getPort())
+        bcserver.close()
+        await asyncio.wait_for(bcserver.wait_closed(), WAIT)
+        assert answer == b"PYRO:Pyro.NameServer@127.0.0.1:4444"
+        assert bcserver.sock.fileno() == -1
+    run(main)
+
+
+def test_start_ns_follows_the_blocking_rules():
+    ns_uri, daemon = aio.startNS(host=HOST, port=0)           # bound to 127.x: no responder
+    try:
+        assert daemon.bcserver is None and ns_uri.object == "Pyro.NameServer"
+    finally:
+        daemon.close()
+    _, daemon = aio.startNS(host=HOST, port=0, enableBroadcast=False)
+    daemon.close()
+    assert daemon.bcserver is None
+
+
+def test_responder_of_a_daemon_never_served_is_closed_with_it():
+    daemon = broadcast_ns()
+    bcserver = daemon.bcserver
+    daemon.close()
+    assert bcserver.sock.fileno() == -1 and daemon.bcserver is None
+
+
+def test_responder_port_in_use_fails_and_closes_the_daemon():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((HOST, 0))
+        before = open_fds()
+        with pytest.raises(OSError):
+            aio.NameServerDaemon(HOST, 0, enableBroadcast=True, bchost=HOST, bcport=taken.getsockname()[1])
+        assert open_fds() == before            # the daemon's listening socket is closed again
