@@ -22,16 +22,16 @@ Like :mod:`pyro4compat._protocol`, this module never touches a socket, a thread 
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, NamedTuple, Optional, Union
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Union
 
 from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, check_message_size,
-                        decode_annotations, discard_limit, unpack_header)
+                        decode_annotations, discard_limit, max_size_text, unpack_header)
 from .errors import MessageTooLargeError, ProtocolError
 
-__all__ = ["GATHER_FROM", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
+__all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
 
 GATHER_FROM = 1 << 20  # payloads this large are gathered piece by piece, not buffered
-_OWN_PIECE = 64 * 1024  # ... and a fed bytes object this large is kept as a piece of its own
+OWN_PIECE = 64 * 1024  # ... and a fed bytes object this large is kept as a piece of its own
 
 
 class _Sentinel:
@@ -47,6 +47,7 @@ class _Sentinel:
 
 
 NEED_DATA = _Sentinel("NEED_DATA")
+_new_tuple = tuple.__new__
 
 
 class Frame(NamedTuple):
@@ -94,6 +95,9 @@ class FrameReader:
     growing byte buffer and the copy out of it.
     """
 
+    __slots__ = ("max_message_size", "discard_oversized", "gather_from", "_buffer", "_header", "_annotations",
+                 "_skipping", "_skip_left", "_broken", "_pieces", "_gather_left", "_gathered_head")
+
     def __init__(self, max_message_size: int = 0, discard_oversized: bool = False,
                  gather_from: int = GATHER_FROM) -> None:
         self.max_message_size = max_message_size
@@ -124,13 +128,13 @@ class FrameReader:
     def _gather(self, data: BytesLike) -> BytesLike:
         """Keep the payload's share of ``data``; return the rest (the next frame's bytes).
 
-        A whole ``bytes`` object of ``_OWN_PIECE`` bytes or more is kept as it is; anything
+        A whole ``bytes`` object of ``OWN_PIECE`` bytes or more is kept as it is; anything
         smaller is appended to a bytearray piece, so a client that trickles its payload costs
         a byte per byte, not an object per byte.
         """
         take = min(self._gather_left, len(data))
         pieces = self._pieces
-        if take == len(data) and take >= _OWN_PIECE and type(data) is bytes:
+        if take == len(data) and take >= OWN_PIECE and type(data) is bytes:
             pieces.append(data)   # type: ignore[arg-type]
         else:
             with memoryview(data) as view:
@@ -205,7 +209,7 @@ class FrameReader:
         return self._frame(payload, end)
 
     def _frame(self, payload: bytes, consumed: int) -> Frame:
-        frame = Frame(self._header, self._annotations, payload)  # type: ignore[arg-type]
+        frame = _new_tuple(Frame, (self._header, self._annotations, payload))  # Frame(...), minus its __new__
         del self._buffer[:consumed]
         self._header = None
         self._annotations = None
@@ -240,23 +244,46 @@ class FrameReader:
             if buffer:      # nothing at all is the usual case between two messages: nothing to check
                 _check_prefix(buffer)
             return None
-        header = unpack_header(bytes(buffer[:HEADER_SIZE]))
-        try:
-            check_message_size(header.data_size, header.annotations_size, self.max_message_size)
-        except MessageTooLargeError as exc:
-            if not self.discard_oversized:
-                raise
-            if header.total_size > discard_limit(self.max_message_size):
-                self._broken = exc
-                del buffer[:]
-                self._skipping = Oversized(header, False)
-                return header
-            arrived = min(len(buffer) - HEADER_SIZE, header.total_size)
-            del buffer[:HEADER_SIZE + arrived]  # what of it already arrived goes right away
-            self._skipping, self._skip_left = Oversized(header), header.total_size - arrived
+        return self._accept_header(unpack_header(buffer[:HEADER_SIZE]), len(buffer) - HEADER_SIZE)
+
+    def _accept_header(self, header: Header, arrived: int) -> Header:
+        """Check a parsed header's size; ``arrived``: bytes of its body already in the buffer."""
+        max_size = self.max_message_size
+        if not 0 < max_size < header[3] + header[5]:    # data_size + annotations_size: the usual case
+            self._header = header
             return header
-        self._header = header
+        if not self.discard_oversized:
+            check_message_size(header.data_size, header.annotations_size, max_size)   # raises
+        buffer = self._buffer
+        if header.total_size > discard_limit(max_size):
+            self._broken = MessageTooLargeError(max_size_text(header.total_size, max_size))
+            del buffer[:]
+            self._skipping = Oversized(header, False)
+            return header
+        arrived = min(arrived, header.total_size)
+        del buffer[:HEADER_SIZE + arrived]  # what of it already arrived goes right away
+        self._skipping, self._skip_left = Oversized(header), header.total_size - arrived
         return header
+
+    def receive(self, recv: Callable[[int], BytesLike]) -> Union[Frame, Oversized]:
+        """Pull one frame through ``recv(n)``, which returns exactly ``n`` bytes (a blocking socket).
+
+        The other way in, for a caller that may block (a proxy, a thread waiting for its reply):
+        the header gets the same checks as in :meth:`next_frame` (tag, version, checksum, size
+        limit, ``discard_oversized``), then annotations and payload are received as they are,
+        so the payload is never copied. Only for a reader with nothing buffered; it is empty
+        again afterwards, except after an ``Oversized`` event whose body is still to be dropped
+        (``bytes_needed`` says how much; ``feed`` it).
+        """
+        if self._broken is not None:
+            raise self._broken
+        header = self._accept_header(unpack_header(recv(HEADER_SIZE)), 0)
+        if self._skipping is not None:
+            return self._report_oversized()
+        annotations = decode_annotations(recv(header[5])) if header[5] else {}
+        payload = recv(header[3]) if header[3] else b""
+        self._header = None
+        return _new_tuple(Frame, (header, annotations, payload))
 
 
 def iter_frames(reader: FrameReader) -> Iterator[Frame]:

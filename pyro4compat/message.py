@@ -6,20 +6,28 @@ This is the layer that reads ``config.MAX_MESSAGE_SIZE`` (when a message is buil
 decompressed) and talks to a connection: any object with ``send(bytes)``, ``recv(size)``
 (returning exactly ``size`` bytes or raising ``ConnectionClosedError``) and ``close()``.
 
-A server that reads without blocking (both socket servers do) has the next message, or the
-error receiving it met, complete before the daemon is called; it leaves it in the connection's
-``_pyroReceived`` attribute and :meth:`Message.recv` (and so ``Daemon.handleRequest``) takes it from
-there instead of reading the socket (:func:`_take_received`). The allocator tuning for large
-payloads (:mod:`._large_buffers`) only runs for a message whose size passed the limit.
+One receive path
+----------------
+Every transport reads messages the same way: it feeds the sans-IO
+:class:`~pyro4compat._frames.FrameReader` and passes each event through :func:`next_item`, the
+one validation step (expected type, HMAC; the reader has checked the tag, version, checksum and
+size limit). A server that reads without blocking (the thread, multiplex and asyncio servers)
+feeds whatever arrived; a blocking reader (:func:`read_message`: proxies, the existing-connection
+server, ``Message.recv``) receives exactly ``bytes_needed`` at a time, so the reader is empty
+again after every message. A server that read ahead leaves the next message, or the error
+receiving it met, in the connection's ``_pyroReceived`` attribute and :meth:`Message.recv` (and so
+``Daemon.handleRequest``) takes it from there instead of reading the socket (:func:`_take_received`).
+The allocator tuning for large payloads (:mod:`._large_buffers`) only runs for a message that
+passed the size limit and its HMAC check.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Container, Dict, Optional
+from typing import Any, Container, Dict, Optional, Union
 
-from . import _large_buffers, _protocol as proto
+from . import _frames, _large_buffers, _protocol as proto
 from .configuration import config
 from .errors import MessageTooLargeError, ProtocolError, SecurityError
 
@@ -144,40 +152,7 @@ class Message(object):
         received = _take_received(connection)
         if received is not None:
             return received
-        msg = cls.from_header(connection.recv(cls.header_size))
-        msg.hmac_key = hmac_key
-        max_size = config.MAX_MESSAGE_SIZE
-        if 0 < max_size < msg.data_size + msg.annotations_size:
-            exc = MessageTooLargeError(proto.max_size_text(msg.data_size + msg.annotations_size, max_size))
-            log.error("connection %s: %s", connection, exc)
-            connection.close()  # no reply possible: the stream position is lost
-            raise _fail(exc, msg)
-        return cls._recv_body(connection, msg, requiredMsgTypes, hmac_key)
-
-    @classmethod
-    def _recv_body(cls, connection: Any, msg: "Message", requiredMsgTypes: Optional[Container[int]],
-                   hmac_key: Optional[bytes]) -> "Message":
-        """The rest of ``recv`` once the header is in and its size accepted (the daemon's path too)."""
-        if msg.data_size >= _large_buffers.LARGE:
-            _large_buffers.expect(msg.data_size)  # only now: the size passed the limit
-        if requiredMsgTypes and msg.type not in requiredMsgTypes:
-            text = "invalid msg type %d received" % msg.type
-            log.error(text)
-            raise _fail(ProtocolError(text), msg)
-        if msg.annotations_size:
-            try:
-                msg.annotations = proto.decode_annotations(connection.recv(msg.annotations_size))
-            except ProtocolError as exc:
-                raise _fail(exc, msg)
-        msg.data = connection.recv(msg.data_size)
-        if not hmac_key and "HMAC" not in msg.annotations:
-            return msg  # nothing to check (hmac_problem's answer for this case)
-        problem = proto.hmac_problem(hmac_key, msg.data, msg.annotations)
-        if problem:
-            if problem == proto.ERR_HMAC_NOT_SYMMETRIC:
-                log.warning(problem)
-            raise _fail(SecurityError(problem), msg)
-        return msg
+        return read_message(connection, requiredMsgTypes, hmac_key)
 
     def hmac(self) -> bytes:
         """HMAC-SHA1 of the payload and all annotation values except the HMAC chunk itself."""
@@ -204,6 +179,120 @@ class Message(object):
             self.flags &= ~FLAGS_COMPRESSED
             self.data_size = len(self.data)
         return self
+
+
+# --- the one receive path (see the module docstring) ---------------------------------------------
+
+Item = Union[Message, Exception]
+_DISCARD_CHUNK = 64 * 1024     # most one receive asks for while an oversized body is dropped
+
+
+def message_from_frame(frame: _frames.Frame, hmac_key: Optional[bytes]) -> Message:
+    """The :class:`Message` for a complete received frame (its payload still compressed, if it was)."""
+    header = frame.header
+    msg = Message.__new__(Message)
+    msg.type = header.msg_type
+    msg.flags = header.flags
+    msg.seq = header.seq
+    msg.data = frame.payload
+    msg.data_size = header.data_size
+    msg.serializer_id = header.serializer_id
+    msg.annotations = frame.annotations
+    msg.annotations_size = header.annotations_size
+    msg.hmac_key = hmac_key
+    return msg
+
+
+def receive_problem(msg: Message, allowed: Optional[Container[int]],
+                    hmac_key: Optional[bytes]) -> Optional[Exception]:
+    """The error a received message stands for (a type not ``allowed``, a bad HMAC), or None."""
+    if allowed and msg.type not in allowed:
+        text = "invalid msg type %d received" % msg.type
+        log.error(text)
+        return ProtocolError(text)
+    if hmac_key or "HMAC" in msg.annotations:
+        problem = proto.hmac_problem(hmac_key, msg.data, msg.annotations)
+        if problem:
+            if problem == proto.ERR_HMAC_NOT_SYMMETRIC:
+                log.warning(problem)
+            return SecurityError(problem)
+    return None
+
+
+def oversized_error(event: _frames.Oversized, max_size: int) -> MessageTooLargeError:
+    """The ``MessageTooLargeError`` for a header over the limit, its header attached as ``pyroMsg``.
+
+    ``_pyroDiscarded``: the reader drops the body and the stream stays in step; ``_pyroEarly``:
+    the body has not been read (a daemon answers at once, see ``dispatch.answer_oversized``).
+    """
+    exc = MessageTooLargeError(proto.max_size_text(event.header.total_size, max_size))
+    log.error("%s (seq %d)", exc, event.header.seq)
+    exc.pyroMsg = message_from_frame(_frames.Frame(event.header, {}, b""), None)  # type: ignore[attr-defined]
+    exc._pyroDiscarded = event.in_step  # type: ignore[attr-defined]
+    exc._pyroEarly = True  # type: ignore[attr-defined]
+    return exc
+
+
+def next_item(reader: _frames.FrameReader, allowed: Optional[Container[int]],
+              hmac_key: Optional[bytes]) -> Optional[Item]:
+    """The reader's next complete message, validated, or the error receiving it; None: incomplete."""
+    try:
+        event = reader.next_frame()
+    except ProtocolError as exc:
+        return _with_header(exc, reader, hmac_key)
+    if event is _frames.NEED_DATA:
+        return None
+    return _validated(event, reader, allowed, hmac_key)  # type: ignore[arg-type]
+
+
+def _with_header(exc: ProtocolError, reader: _frames.FrameReader, hmac_key: Optional[bytes]) -> ProtocolError:
+    """``exc`` with the header it concerns attached as ``pyroMsg`` (e.g. bad annotations after a sound header)."""
+    header = reader.pending_header
+    if header is not None and not hasattr(exc, "pyroMsg"):
+        exc.pyroMsg = message_from_frame(_frames.Frame(header, {}, b""), hmac_key)  # type: ignore[attr-defined]
+    return exc
+
+
+def _validated(event: Union[_frames.Frame, _frames.Oversized], reader: _frames.FrameReader,
+               allowed: Optional[Container[int]], hmac_key: Optional[bytes]) -> Item:
+    """The one validation step after the reader's: the message, or the error it stands for."""
+    if type(event) is _frames.Oversized:
+        return oversized_error(event, reader.max_message_size)  # type: ignore[arg-type]
+    msg = message_from_frame(event, hmac_key)  # type: ignore[arg-type]
+    if hmac_key or (allowed and msg.type not in allowed) or "HMAC" in msg.annotations:
+        problem = receive_problem(msg, allowed, hmac_key)   # (the usual message skips the call)
+        if problem is not None:
+            problem.pyroMsg = msg  # type: ignore[attr-defined]
+            return problem
+    if msg.data_size >= _large_buffers.LARGE:
+        _large_buffers.expect(msg.data_size)  # from the next such message on (see _large_buffers)
+    return msg
+
+
+def read_message(connection: Any, allowed: Optional[Container[int]], hmac_key: Optional[bytes],
+                 discard_oversized: bool = False) -> Message:
+    """Receive one message from a blocking ``connection`` (``recv(n)`` returns exactly n bytes).
+
+    Raises the error the message stands for, with ``pyroMsg`` attached. A message over
+    ``MAX_MESSAGE_SIZE`` closes the connection (Pyro4's client behaviour), unless
+    ``discard_oversized`` (a daemon): then its body is received and dropped when
+    :func:`~pyro4compat._protocol.discard_limit` allows, and the error says so (``_pyroDiscarded``).
+    """
+    reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, True)
+    try:
+        event = reader.receive(connection.recv)
+    except ProtocolError as exc:
+        raise _with_header(exc, reader, hmac_key)
+    item = _validated(event, reader, allowed, hmac_key)
+    if type(item) is Message:
+        return item   # type: ignore[return-value]
+    if getattr(item, "_pyroDiscarded", False) and discard_oversized:
+        while reader.bytes_needed:
+            reader.feed(connection.recv(min(reader.bytes_needed, _DISCARD_CHUNK)))
+    elif isinstance(item, MessageTooLargeError):
+        item._pyroDiscarded = False  # type: ignore[attr-defined]
+        connection.close()  # no reply possible: the stream position is lost
+    raise item  # type: ignore[misc]
 
 
 def log_wiredata(logger: logging.Logger, text: str, msg: Message) -> None:

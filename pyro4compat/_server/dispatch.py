@@ -45,7 +45,7 @@ import threading
 import uuid
 from typing import Any, Dict, Optional, Tuple
 
-from .. import _protocol, constants, errors
+from .. import constants, errors
 from .._client.blob import SerializedBlob
 from .._context import current_context
 from .._serializers import get_serializer_by_id
@@ -56,7 +56,7 @@ from ..configuration import config
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                        FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
                        MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
-                       _take_received, log_wiredata)
+                       _take_received, log_wiredata, read_message)
 from .exposure import get_exposed_property_value, getAttribute, set_exposed_property_value
 from .streams import is_stream_result
 
@@ -67,7 +67,6 @@ log = logging.getLogger("Pyro4.core")
 
 MARSHAL_ID = 3  # the serializer of replies sent before the request's own serializer is known
 REQUEST_TYPES = (MSG_INVOKE, MSG_PING)
-_DISCARD_CHUNK = 64 * 1024
 ONEWAY_THREAD_NAME = "oneway-call"  # what threading.current_thread().name says inside a oneway call
 
 
@@ -85,25 +84,7 @@ def receive_message(daemon: Any, conn: Any, required_types: Any) -> Message:
     received = _take_received(conn)
     if received is not None:
         return received
-    msg = Message.from_header(conn.recv(_protocol.HEADER_SIZE))
-    msg.hmac_key = daemon._pyroHmacKey
-    max_size = config.MAX_MESSAGE_SIZE
-    total = msg.data_size + msg.annotations_size
-    if 0 < max_size < total:
-        exc = errors.MessageTooLargeError(_protocol.max_size_text(total, max_size))
-        log.error("connection %s: %s", conn, exc)
-        exc.pyroMsg = msg  # type: ignore[attr-defined]
-        if total <= _protocol.discard_limit(max_size):
-            _discard(conn, total)
-            exc._pyroDiscarded = True  # type: ignore[attr-defined]
-        raise exc
-    return Message._recv_body(conn, msg, required_types, daemon._pyroHmacKey)
-
-
-def _discard(conn: Any, count: int) -> None:
-    """Receive and drop ``count`` bytes, a chunk at a time (never the whole claimed size at once)."""
-    while count > 0:
-        count -= len(conn.recv(min(count, _DISCARD_CHUNK)))
+    return read_message(conn, required_types, daemon._pyroHmacKey, discard_oversized=True)
 
 
 def answer_oversized(daemon: Any, conn: Any, exc: errors.MessageTooLargeError) -> None:

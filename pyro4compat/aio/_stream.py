@@ -5,9 +5,9 @@ Theory of operation
 Everything here runs on the event loop that opened the connection; nothing is thread-safe and
 nothing needs to be. :class:`ClientStream` is an ``asyncio.Protocol``. Its ``data_received``
 feeds :class:`~pyro4compat._frames.FrameReader` (the one sans-IO reader every transport uses)
-and turns each complete frame into a :class:`~pyro4compat.message.Message` with the multiplex
-server's ``message_from_frame``; :func:`reply_problem` is the client half of the checks
-``Message.recv`` makes (expected type, HMAC), so no byte is parsed a second way.
+and turns each complete frame into a :class:`~pyro4compat.message.Message` with
+``message.message_from_frame``; the proxy checks each reply with ``message.receive_problem``
+(expected type, HMAC), the validation step of every transport, so no byte is parsed a second way.
 
 Pyro4's protocol has no request ids beyond the 16-bit sequence number, and a daemon answers one
 connection's requests strictly in order. The stream therefore keeps a FIFO of ``(seq, future)``
@@ -27,23 +27,14 @@ import asyncio
 import collections
 from typing import Any, Deque, Iterable, Optional, Tuple
 
-from .. import _frames, _protocol, errors
+from .. import _frames, errors
 from ..configuration import config
-from ..message import Message
-from ..socketserver._receiving import message_from_frame
+from ..message import Message, message_from_frame, receive_problem
 
 __all__ = ["ClientStream", "reply_problem"]
 
 
-def reply_problem(msg: Message, allowed: Iterable[int], hmac_key: Optional[bytes]) -> Optional[Exception]:
-    """What ``Message.recv`` would raise for this received message (wrong type, HMAC), or None."""
-    if msg.type not in allowed:
-        return errors.ProtocolError("invalid msg type %d received" % msg.type)
-    if hmac_key or "HMAC" in msg.annotations:
-        problem = _protocol.hmac_problem(hmac_key, msg.data, msg.annotations)
-        if problem:
-            return errors.SecurityError(problem)
-    return None
+reply_problem = receive_problem   # the proxy's name for the shared validation step
 
 
 class ClientStream(asyncio.Protocol):

@@ -7,7 +7,8 @@ Both socket servers give each connection a sans-IO :class:`~pyro4compat._frames.
 the connection (the multiplex loop; on the thread server the loop thread or the one worker
 serving it) calls :func:`receive_available` when the socket is readable: one receive of what is
 there, never a wait, so a client that sends a byte a second costs a few bytes of buffer, not a
-blocked thread. :func:`next_item` then turns the reader's next event into what a blocking
+blocked thread. :func:`next_item` then turns the reader's next event, through the validation
+step every transport shares (:func:`pyro4compat.message.next_item`), into what a blocking
 ``Message.recv`` would have returned or raised:
 
 * a complete frame: type (CONNECT before the handshake, INVOKE/PING after) and HMAC are
@@ -25,14 +26,13 @@ holds a lock or reads the config.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
-from .. import _frames, _large_buffers, _protocol, errors
-from ..message import Message
+from .. import _frames, _large_buffers, _protocol
+from ..message import Item, next_item as validated_item
 
 try:
     import ssl
@@ -41,9 +41,6 @@ except ImportError:  # Python built without OpenSSL
 
 __all__ = ["receive_available", "next_item", "ends_stream", "hmac_key_of", "TLS_WAIT", "Item"]
 
-log = logging.getLogger("Pyro4.message")   # where Message.recv reports the same receive errors
-
-Item = Union[Message, Exception]
 REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
 TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
 GATHER_RECV_MAX = 16 << 20    # most one recv asks for while gathering a large payload (address space)
@@ -132,64 +129,12 @@ def hmac_key_of(daemon: Any) -> Optional[bytes]:
 
 
 def next_item(reader: _frames.FrameReader, connected: bool, hmac_key: Optional[bytes]) -> Optional[Item]:
-    """The reader's next complete message, validated, or the error receiving it; None: incomplete."""
-    try:
-        event = reader.next_frame()
-    except errors.ProtocolError as exc:
-        return exc
-    if event is _frames.NEED_DATA:
-        return None
-    if isinstance(event, _frames.Oversized):
-        return oversized_error(event, reader.max_message_size)
-    frame: _frames.Frame = event  # type: ignore[assignment]
-    msg = message_from_frame(frame, hmac_key)
-    problem = frame_problem(frame, connected, hmac_key)
-    if problem is not None:
-        problem.pyroMsg = msg  # type: ignore[attr-defined]
-        return problem
-    if msg.data_size >= _large_buffers.LARGE:
-        _large_buffers.expect(msg.data_size)  # from the next such message on, see the module
-    return msg
+    """The reader's next complete message, validated, or the error receiving it; None: incomplete.
 
-
-def message_from_frame(frame: _frames.Frame, hmac_key: Optional[bytes]) -> Message:
-    """A received :class:`Message` for a complete frame (what ``Message.recv`` would have returned)."""
-    header = frame.header
-    msg = Message.__new__(Message)
-    msg.type = header.msg_type
-    msg.flags = header.flags
-    msg.seq = header.seq
-    msg.data = frame.payload
-    msg.data_size = header.data_size
-    msg.serializer_id = header.serializer_id
-    msg.annotations = frame.annotations
-    msg.annotations_size = header.annotations_size
-    msg.hmac_key = hmac_key
-    return msg
-
-
-def frame_problem(frame: _frames.Frame, connected: bool, hmac_key: Optional[bytes]) -> Optional[Exception]:
-    """The error ``Message.recv`` would raise for this frame (wrong type, HMAC), or None."""
-    if frame.header.msg_type not in REQUIRED_TYPES[connected]:
-        text = "invalid msg type %d received" % frame.header.msg_type
-        log.error(text)
-        return errors.ProtocolError(text)
-    problem = _protocol.hmac_problem(hmac_key, frame.payload, frame.annotations)
-    if problem:
-        if problem == _protocol.ERR_HMAC_NOT_SYMMETRIC:
-            log.warning(problem)
-        return errors.SecurityError(problem)
-    return None
-
-
-def oversized_error(event: _frames.Oversized, max_size: int) -> errors.MessageTooLargeError:
-    """The ``MessageTooLargeError`` for a header over the limit, ready for ``dispatch.answer_oversized``."""
-    exc = errors.MessageTooLargeError(_protocol.max_size_text(event.header.total_size, max_size))
-    log.error("%s (seq %d)", exc, event.header.seq)
-    exc.pyroMsg = message_from_frame(_frames.Frame(event.header, {}, b""), None)  # type: ignore[attr-defined]
-    exc._pyroDiscarded = event.in_step  # type: ignore[attr-defined]
-    exc._pyroEarly = True  # type: ignore[attr-defined]
-    return exc
+    The validation is :func:`pyro4compat.message.next_item`'s, every transport's; a server only
+    knows which types it expects: CONNECT before the handshake, INVOKE or PING after it.
+    """
+    return validated_item(reader, REQUIRED_TYPES[connected], hmac_key)
 
 
 def ends_stream(item: Item) -> bool:

@@ -200,7 +200,7 @@ def test_recv_roundtrip_with_annotations_and_hmac(max_size):
     assert (got.type, got.flags, got.seq, got.serializer_id, got.data) == (5, 1, 17, 4, b"result")
     assert got.annotations == sent.annotations and got.hmac_key == b"secret"
     assert got.annotations_size == sent.annotations_size
-    assert conn.recv_sizes == [24, sent.annotations_size, 6]
+    assert conn.recv_sizes == [24, sent.annotations_size, 6]   # header, annotations, payload as it is
     assert bytes(conn.incoming) == b"next"
 
 
@@ -214,15 +214,15 @@ def test_recv_without_annotations_reads_no_annotation_bytes(max_size):
 def test_recv_empty_payload_reads_zero_bytes(max_size):
     conn = FakeConnection(Message(message.MSG_CONNECTOK, b"", 1, 0, 0).to_bytes())
     assert Message.recv(conn).data == b""
-    assert conn.recv_sizes == [24, 0]
+    assert conn.recv_sizes == [24]   # the header is the whole message: no empty receive
 
 
 def test_recv_unexpected_type(max_size, msglog):
-    conn = FakeConnection(Message(message.MSG_RESULT, b"r", 1, 0, 0, annotations={"AAAA": b"a"}).to_bytes())
+    conn = FakeConnection(Message(message.MSG_RESULT, b"r", 1, 0, 0, annotations={"AAAA": b"a"}).to_bytes() + b"next")
     with pytest.raises(ProtocolError, match=exact("invalid msg type 5 received")) as info:
         Message.recv(conn, [message.MSG_INVOKE, message.MSG_PING])
     assert info.value.pyroMsg.type == 5
-    assert conn.recv_sizes == [24]  # nothing after the header is read
+    assert bytes(conn.incoming) == b"next"  # the whole frame was read: the stream stays in step
     assert ("Pyro4.message", logging.ERROR, "invalid msg type 5 received") in msglog.record_tuples
 
 
@@ -238,8 +238,7 @@ def test_recv_too_large_closes_connection(max_size, msglog):
         Message.recv(conn, [message.MSG_INVOKE])
     assert conn.closed and conn.recv_sizes == [24]
     assert info.value.pyroMsg.data_size == 20
-    assert ("Pyro4.message", logging.ERROR,
-            "connection <FakeConnection>: max message size exceeded (20 where max=10)") in msglog.record_tuples
+    assert ("Pyro4.message", logging.ERROR, "max message size exceeded (20 where max=10) (seq 0)") in msglog.record_tuples
 
 
 def test_recv_size_checked_before_type(max_size):
