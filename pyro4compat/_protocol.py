@@ -12,12 +12,12 @@ A message on the wire is::
 
 and each annotation chunk is ``4-byte ASCII key | 2-byte big-endian length | value``.
 
-Sending: :func:`encode_message` returns ``(head, payload)`` where ``head`` is header plus
-annotation chunks. Small messages go out as one buffer (:func:`wire_chunks` joins them, which keeps
+Sending: :func:`encode_head` gives a message's header plus annotation chunks (``Message`` sends
+that, and the byte-level tests test it); the payload follows untouched. Small messages go out as one buffer (:func:`wire_chunks` joins them, which keeps
 Nagle's algorithm from delaying the reply); large payloads are sent after the head without being
 copied into a new buffer.
 
-Receiving: :mod:`pyro4compat._frames` builds its incremental frame reader on the header and
+Receiving: :mod:`pyro4compat._frames` builds its frame reader, the only one, on the header and
 annotation functions here.
 
 Every malformed input raises a :class:`~pyro4compat.errors.ProtocolError` subclass (or
@@ -44,8 +44,8 @@ __all__ = [
     "DISCARD_MINIMUM", "discard_limit",
     "checksum", "pack_header", "unpack_header", "header_fields", "annotations_size", "encode_annotations",
     "decode_annotations", "compute_hmac", "with_hmac", "hmac_problem", "secure_compare",
-    "check_message_size", "max_size_text", "compress_payload", "decompress_payload", "encode_message",
-    "build_message_bytes", "wire_chunks", "encode_head",
+    "check_message_size", "max_size_text", "compress_payload", "decompress_payload", "wire_chunks",
+    "encode_head",
 ]
 
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -140,6 +140,8 @@ def checksum(msg_type: int, flags: int, seq: int, data_size: int, serializer_id:
     return (total + CHECKSUM_MAGIC) & 0xFFFF
 
 
+_new_tuple = tuple.__new__
+
 _U16_FIELDS = ("msg_type", "flags", "seq", "serializer_id", "annotations_size")
 
 
@@ -172,7 +174,7 @@ def _pack_header_checked(msg_type: int, flags: int, seq: int, data_size: int, se
 
 def unpack_header(data: BytesLike) -> Header:
     """Parse and validate 24 header bytes. The reserved field is ignored, as Pyro4 ignores it."""
-    return Header(*header_fields(data))
+    return _new_tuple(Header, header_fields(data))  # Header(*fields) without NamedTuple's __new__
 
 
 def header_fields(data: BytesLike) -> Tuple[int, int, int, int, int, int]:
@@ -223,7 +225,11 @@ def check_message_size(data_size: int, anns_size: int, max_size: int) -> None:
 
 def annotations_size(annotations: Mapping[str, BytesLike]) -> int:
     """The header's annotations length: 6 bytes of chunk header per value plus the value."""
-    return sum(CHUNK_HEADER_SIZE + len(value) for value in annotations.values())
+    try:
+        return sum(CHUNK_HEADER_SIZE + len(value) for value in annotations.values())
+    except TypeError:
+        encode_annotations(annotations)   # raises the ProtocolError naming the value that is not bytes
+        raise
 
 
 def _encode_key(key: object) -> bytes:
@@ -404,27 +410,11 @@ def encode_head(msg_type: int, flags: int, seq: int, data_size: int, serializer_
                 annotations: Mapping[str, BytesLike]) -> bytes:
     """Header plus annotation chunks: everything of a message before its payload.
 
-    ``Message`` sends what this returns; the helpers below build on it, so byte-level tests of
-    them test the encoder every message goes out through.
+    Every message goes out through this (``Message._head_bytes``), so byte-level tests of it
+    test what production sends.
     """
     chunks = encode_annotations(annotations) if annotations else b""
     return pack_header(msg_type, flags, seq, data_size, serializer_id, len(chunks)) + chunks
-
-
-def encode_message(msg_type: int, payload: BytesLike, serializer_id: int, flags: int, seq: int,
-                   annotations: Optional[Mapping[str, BytesLike]] = None,
-                   hmac_key: Optional[bytes] = None) -> Tuple[bytes, BytesLike]:
-    """``(head, payload)``: header plus annotation chunks, and the payload untouched (not copied)."""
-    anns = with_hmac(annotations, hmac_key, payload)
-    return encode_head(msg_type, flags, seq, len(payload), serializer_id, anns), payload
-
-
-def build_message_bytes(msg_type: int, payload: BytesLike, serializer_id: int, flags: int, seq: int,
-                        annotations: Optional[Mapping[str, BytesLike]] = None,
-                        hmac_key: Optional[bytes] = None) -> bytes:
-    """The complete message as one ``bytes``: what ``Message.to_bytes()`` returns."""
-    head, body = encode_message(msg_type, payload, serializer_id, flags, seq, annotations, hmac_key)
-    return head + body
 
 
 def wire_chunks(head: bytes, payload: BytesLike, join_limit: int = SEND_JOIN_LIMIT) -> List[BytesLike]:

@@ -53,7 +53,7 @@ def connect_bytes(serializer: str = "serpent", seq: int = 0, flags: int = 0,
     ser = get_serializer(serializer)
     if payload is None:
         payload = ser.dumps({"handshake": "hello", "object": "x"})
-    return proto.build_message_bytes(proto.MSG_CONNECT, payload, ser.serializer_id, flags, seq, annotations)
+    return Message(proto.MSG_CONNECT, payload, ser.serializer_id, flags, seq, annotations).to_bytes()
 
 
 def invoke_bytes(object_id: str, method: str, vargs: Any = (), kwargs: Any = None, serializer: str = "serpent",
@@ -63,7 +63,7 @@ def invoke_bytes(object_id: str, method: str, vargs: Any = (), kwargs: Any = Non
     if payload is None:
         payload = ser.dumpsCall(object_id, method, vargs, kwargs or {})
     sid = ser.serializer_id if serializer_id is None else serializer_id
-    return proto.build_message_bytes(proto.MSG_INVOKE, payload, sid, flags, seq, annotations)
+    return Message(proto.MSG_INVOKE, payload, sid, flags, seq, annotations).to_bytes()
 
 
 class RawClient(object):

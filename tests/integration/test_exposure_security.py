@@ -17,6 +17,7 @@ from pyro4compat import _protocol as proto
 from pyro4compat import core, errors
 from pyro4compat._serializers import get_serializer
 from pyro4compat.configuration import config
+from pyro4compat.message import Message
 
 from hostile_support import TARGETS, RawClient, served_target
 from remote_helpers import served
@@ -175,7 +176,7 @@ def test_the_trigger_works():
 def test_pickled_handshake_is_refused_unread(target, name):
     with RawClient(target.port) as client:
         payload = get_serializer(name).dumps({"handshake": Trigger(name), "object": "x"})
-        client.send(proto.build_message_bytes(proto.MSG_CONNECT, payload, PICKLERS[name], 0, 0))
+        client.send(Message(proto.MSG_CONNECT, payload, PICKLERS[name], 0, 0).to_bytes())
         reply = client.reply()
         assert (reply.type, reply.serializer_id) == (proto.MSG_CONNECTFAIL, 3)    # marshal
         assert get_serializer("marshal").loads(reply.data) == (
@@ -194,7 +195,7 @@ def test_pickled_call_is_refused_unread(target, name, compressed):
         payload, flags = proto.compress_payload(payload + b"\0" * 300, True)[0], proto.FLAGS_COMPRESSED
     with RawClient(target.port) as client:
         client.handshake()
-        client.send(proto.build_message_bytes(proto.MSG_INVOKE, payload, PICKLERS[name], flags, 9))
+        client.send(Message(proto.MSG_INVOKE, payload, PICKLERS[name], flags, 9).to_bytes())
         reply = client.reply()
         assert (reply.seq, reply.serializer_id, reply.flags & proto.FLAGS_EXCEPTION) == (9, 3, proto.FLAGS_EXCEPTION)
         error = get_serializer("marshal").loads(reply.data)

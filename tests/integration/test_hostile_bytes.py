@@ -21,6 +21,7 @@ import pytest
 from pyro4compat import _protocol as proto
 from pyro4compat import core, errors
 from pyro4compat.configuration import config
+from pyro4compat.message import Message
 
 from hostile_support import (TARGETS, RawClient, assert_idle, connect_bytes, header, invoke_bytes, served_target,
                              settled)
@@ -105,12 +106,12 @@ FIRST_MESSAGE = [
     ("annotation chunk header cut", (_with_annotations(b"COR"),), "annotation chunk header truncated"),
     ("annotation key not ascii", (_with_annotations(_chunk(b"\xff\xfe\xfd\xfc", 1, b"x")),), "is not ASCII"),
     ("invoke before connect", (invoke_bytes("thing", "echo", ["x"], seq=5),), "invalid msg type 4 received"),
-    ("result before connect", (proto.build_message_bytes(proto.MSG_RESULT, b"", 1, 0, 0),),
+    ("result before connect", (Message(proto.MSG_RESULT, b"", 1, 0, 0).to_bytes(),),
      "invalid msg type 5 received"),
-    ("unknown message type", (proto.build_message_bytes(77, b"", 1, 0, 0),), "invalid msg type 77 received"),
-    ("unknown serializer id", (proto.build_message_bytes(proto.MSG_CONNECT, b"x", 99, 0, 0),),
+    ("unknown message type", (Message(77, b"", 1, 0, 0).to_bytes(),), "invalid msg type 77 received"),
+    ("unknown serializer id", (Message(proto.MSG_CONNECT, b"x", 99, 0, 0).to_bytes(),),
      "message used serializer that is not accepted: 99"),
-    ("pickle not accepted", (proto.build_message_bytes(proto.MSG_CONNECT, b"\x80\x04N.", 4, 0, 0),),
+    ("pickle not accepted", (Message(proto.MSG_CONNECT, b"\x80\x04N.", 4, 0, 0).to_bytes(),),
      "message used serializer that is not accepted: 4"),
     ("handshake not a dict", (connect_bytes(payload=b"42"),), "invalid handshake data"),
     ("compressed garbage", (connect_bytes(flags=proto.FLAGS_COMPRESSED, payload=b"not zlib"),),
@@ -173,7 +174,7 @@ CLOSES = [
     ("annotation past its area", lambda t: _with_annotations(_chunk(b"CORR", 900, b"x"), b"", proto.MSG_INVOKE)),
     ("annotation key not ascii", lambda t: _with_annotations(_chunk(b"\x80abc", 0, b""), b"", proto.MSG_INVOKE)),
     ("connect again", lambda t: connect_bytes(seq=1)),
-    ("result message", lambda t: proto.build_message_bytes(proto.MSG_RESULT, b"", 1, 0, 1)),
+    ("result message", lambda t: Message(proto.MSG_RESULT, b"", 1, 0, 1).to_bytes()),
     ("blob without BLBI", lambda t: _call(t, "echo", ["x"], flags=proto.FLAGS_KEEPSERIALIZED)),
     ("blob with junk BLBI", lambda t: _call(t, "echo", ["x"], flags=proto.FLAGS_KEEPSERIALIZED,
                                             annotations={"BLBI": b"\xff\x00junk"})),

@@ -119,7 +119,7 @@ class FakeDaemon(object):
 # --- clients ----------------------------------------------------------------------------------------
 
 def wire(msg_type: int, payload: bytes, seq: int = 0, hmac_key: Optional[bytes] = None) -> bytes:
-    return proto.build_message_bytes(msg_type, payload, SER, 0, seq, hmac_key=hmac_key)
+    return Message(msg_type, payload, SER, 0, seq, hmac_key=hmac_key).to_bytes()
 
 
 class Client(object):

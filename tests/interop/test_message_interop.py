@@ -120,7 +120,7 @@ OUTPUT = (built, parsed)
         mine = fields(Message.recv(FakeConnection(raw), [t], hmac_key=k))
         assert tuple(their_fields) == mine
         assert mine[:5] == (t, f, q, s, d)
-        assert _protocol.build_message_bytes(t, d, s, f, q, a, k) == raw
+        assert Message(t, d, s, f, q, a, k).to_bytes() == raw
 
 
 def test_pyro4_stream_through_frame_reader(pyro4, no_max_size):
@@ -145,7 +145,7 @@ def _header(msg_type=4, flags=0, seq=0, size=4, ser=1, anns=0, tag=b"PYRO", vers
 
 
 def _signed(key, msg_type=4, data=b"data"):
-    return _protocol.build_message_bytes(msg_type, data, 1, 0, 0, None, key)
+    return Message(msg_type, data, 1, 0, 0, None, key).to_bytes()
 
 
 # (name, wire bytes, required types, receiver hmac key, MAX_MESSAGE_SIZE)
@@ -155,7 +155,7 @@ ERROR_CASES = [
     ("bad_checksum", _header(chk=1) + b"data", None, None, 0),
     ("wrong_type", _signed(None, msg_type=5), [4, 6], None, 0),
     ("too_large", _signed(None, data=b"x" * 50), [4], None, 40),
-    ("too_large_annotations", _protocol.build_message_bytes(4, b"", 1, 0, 0, {"AAAA": b"x" * 40}), None, None, 40),
+    ("too_large_annotations", Message(4, b"", 1, 0, 0, {"AAAA": b"x" * 40}).to_bytes(), None, None, 40),
     ("at_limit", _signed(None, data=b"x" * 40), [4], None, 40),
     ("hmac_mismatch", _signed(b"one"), None, b"two", 0),
     ("hmac_missing", _signed(None), None, b"key", 0),

@@ -38,6 +38,7 @@ from pyro4compat import _frames  # noqa: E402
 from pyro4compat import _protocol as p  # noqa: E402
 from pyro4compat import _serializers as S  # noqa: E402
 from pyro4compat import errors  # noqa: E402
+from pyro4compat.message import Message  # noqa: E402
 
 HOST = "127.0.0.1"
 SAFE = ["serpent", "json", "marshal", "msgpack"]
@@ -51,10 +52,10 @@ def _settings(examples: int) -> settings:
 
 def _valid_stream(ser_name: str = "serpent") -> bytes:
     ser = S.get_serializer(ser_name)
-    connect = p.build_message_bytes(p.MSG_CONNECT, ser.dumps({"handshake": "hi", "object": "svc"}),
-                                    ser.serializer_id, 0, 0, {"CORR": b"0123456789abcdef"})
-    call = p.build_message_bytes(p.MSG_INVOKE, ser.dumpsCall("svc", "echo", [1, "two", {"k": 3.0}], {}),
-                                 ser.serializer_id, 0, 1)
+    connect = Message(p.MSG_CONNECT, ser.dumps({"handshake": "hi", "object": "svc"}),
+                                    ser.serializer_id, 0, 0, {"CORR": b"0123456789abcdef"}).to_bytes()
+    call = Message(p.MSG_INVOKE, ser.dumpsCall("svc", "echo", [1, "two", {"k": 3.0}], {}),
+                                 ser.serializer_id, 0, 1).to_bytes()
     return connect + call
 
 

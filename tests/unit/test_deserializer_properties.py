@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyro4compat import _frames, _protocol as p
+from pyro4compat.message import Message
 from pyro4compat import errors
 from pyro4compat import _serializers as S
 
@@ -121,7 +122,7 @@ sizes = st.lists(st.integers(0, 3000), min_size=1, max_size=5)
 @BOUNDED
 @given(sizes, st.integers(1, 1500), st.lists(st.integers(min_value=0), max_size=10))
 def test_discard_mode_split_invariant_and_never_buffers_an_oversized_body(payload_sizes, limit, cuts):
-    stream = b"".join(p.build_message_bytes(p.MSG_INVOKE, b"x" * size, 1, 0, seq) for seq, size in
+    stream = b"".join(Message(p.MSG_INVOKE, b"x" * size, 1, 0, seq).to_bytes() for seq, size in
                       enumerate(payload_sizes))
     whole, _ = events([stream], limit)
     points = sorted({c % (len(stream) + 1) for c in cuts})

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyro4compat import _frames, _protocol as p
+from pyro4compat.message import Message
 from pyro4compat.errors import ProtocolError
 
 BOUNDED = settings(max_examples=200, deadline=None, database=None,
@@ -25,7 +26,7 @@ messages = st.tuples(u16, st.binary(max_size=300), u16, u16, u16, annotations,
 
 def build(msg) -> bytes:
     msg_type, payload, ser, flags, seq, anns, key = msg
-    return p.build_message_bytes(msg_type, payload, ser, flags, seq, anns, key)
+    return Message(msg_type, payload, ser, flags, seq, anns, key).to_bytes()
 
 
 def split(data: bytes, cuts) -> list:

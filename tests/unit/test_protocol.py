@@ -81,7 +81,7 @@ def exact(text: str) -> str:
 
 @pytest.mark.parametrize("name, args, expected", GOLDEN, ids=GOLDEN_IDS)
 def test_build_message_bytes_matches_pyro4(name, args, expected):
-    assert p.build_message_bytes(*args).hex() == expected
+    assert Message(*args).to_bytes().hex() == expected
 
 
 @pytest.mark.parametrize("name, args, expected", GOLDEN, ids=GOLDEN_IDS)
@@ -101,11 +101,10 @@ def test_messages_go_out_as_the_golden_bytes(name, args, expected):
 
 
 @pytest.mark.parametrize("name, args, expected", GOLDEN, ids=GOLDEN_IDS)
-def test_encode_message_returns_head_and_untouched_payload(name, args, expected):
-    head, payload = p.encode_message(*args)
-    assert payload is args[1]
-    assert (head + payload).hex() == expected
-    assert len(head) == len(bytes.fromhex(expected)) - len(args[1])
+def test_encode_head_is_everything_before_the_payload(name, args, expected):
+    msg = Message(*args)
+    head = p.encode_head(msg.type, msg.flags, msg.seq, msg.data_size, msg.serializer_id, msg.annotations)
+    assert (head + args[1]).hex() == expected
 
 
 @pytest.mark.parametrize("name, args, expected", GOLDEN, ids=GOLDEN_IDS)
@@ -127,7 +126,7 @@ def test_frame_reader_parses_golden(name, args, expected):
 
 def test_ping_example_from_the_reference():
     expected = bytes.fromhex("5059524f 0030 0006 0000 0000 00000004 002a 0000 0000 354d") + b"ping"
-    assert p.build_message_bytes(p.MSG_PING, b"ping", 42, 0, 0) == expected
+    assert Message(p.MSG_PING, b"ping", 42, 0, 0).to_bytes() == expected
 
 
 def test_compressed_golden_payload_inflates():
@@ -250,7 +249,7 @@ def test_encode_annotations_rejects(name, anns, text):
     with pytest.raises(ProtocolError, match=exact(text)):
         p.encode_annotations(anns)
     with pytest.raises(ProtocolError, match=exact(text)):
-        p.build_message_bytes(p.MSG_INVOKE, b"", 1, 0, 0, anns)
+        Message(p.MSG_INVOKE, b"", 1, 0, 0, anns).to_bytes()
 
 
 BAD_RECEIVED_ANNOTATIONS = [
@@ -395,11 +394,18 @@ def test_wire_chunks_joins_small_and_splits_large():
     assert p.wire_chunks(head, b"xy", join_limit=2) == [head, b"xy"]
 
 
-def test_memoryview_payload_is_sent_without_conversion():
-    payload = memoryview(b"0123456789")[2:6]
-    head, body = p.encode_message(p.MSG_RESULT, payload, 1, 0, 1)
-    assert body is payload
-    assert p.build_message_bytes(p.MSG_RESULT, payload, 1, 0, 1) == head + b"2345"
+def test_large_memoryview_payload_is_sent_without_conversion():
+    payload = memoryview(b"L" * p.SEND_JOIN_LIMIT)
+    sent = []
+
+    class Connection:
+        def send_buffers(self, buffers):
+            sent.extend(buffers)
+
+    msg = Message(p.MSG_RESULT, payload, 1, 0, 1)
+    msg.send(Connection())
+    assert sent[1] is payload
+    assert sent[0] + bytes(payload) == msg.to_bytes()
 
 
 # --- frame reader -----------------------------------------------------------------------------------
@@ -453,7 +459,7 @@ def test_reader_never_allocates_what_the_header_claims():
 
 def test_large_payload_fed_as_one_bytes_object_is_used_without_a_copy():
     payload = bytes(range(256)) * 300    # a piece of 64 KiB or more is kept as it is
-    head = p.build_message_bytes(p.MSG_RESULT, payload, 1, 0, 7, {"CORR": b"x" * 16})[:-len(payload)]
+    head = Message(p.MSG_RESULT, payload, 1, 0, 7, {"CORR": b"x" * 16}).to_bytes()[:-len(payload)]
     reader = _frames.FrameReader(gather_from=len(payload))
     reader.feed(head)
     assert reader.next_frame() is _frames.NEED_DATA
@@ -467,8 +473,8 @@ def test_large_payload_fed_as_one_bytes_object_is_used_without_a_copy():
 
 
 def test_gathered_payload_copies_reused_buffers_and_keeps_the_next_frame():
-    first = p.build_message_bytes(p.MSG_INVOKE, b"A" * 100, 1, 0, 1)
-    second = p.build_message_bytes(p.MSG_INVOKE, b"B" * 5, 1, 0, 2)
+    first = Message(p.MSG_INVOKE, b"A" * 100, 1, 0, 1).to_bytes()
+    second = Message(p.MSG_INVOKE, b"B" * 5, 1, 0, 2).to_bytes()
     stream = first + second
     reader = _frames.FrameReader(gather_from=50)
     shared = bytearray(40)  # like the multiplex server's one receive buffer, reused for every recv
@@ -484,7 +490,7 @@ def test_gathered_payload_copies_reused_buffers_and_keeps_the_next_frame():
 
 def test_trickled_payload_is_gathered_into_one_buffer_not_an_object_per_piece():
     payload = bytes(range(256)) * 8
-    message = p.build_message_bytes(p.MSG_INVOKE, payload, 1, 0, 3)
+    message = Message(p.MSG_INVOKE, payload, 1, 0, 3).to_bytes()
     reader = _frames.FrameReader(gather_from=1000)
     frames = []
     for index in range(len(message)):
@@ -497,7 +503,7 @@ def test_trickled_payload_is_gathered_into_one_buffer_not_an_object_per_piece():
 
 def test_small_payloads_are_never_gathered():
     reader = _frames.FrameReader()
-    message = p.build_message_bytes(p.MSG_INVOKE, b"x" * 1000, 1, 0, 1)
+    message = Message(p.MSG_INVOKE, b"x" * 1000, 1, 0, 1).to_bytes()
     reader.feed(message[:-10])
     assert reader.next_frame() is _frames.NEED_DATA
     assert not reader.gathering and reader.bytes_needed == 10
@@ -573,7 +579,7 @@ def test_need_data_repr():
 
 def test_frame_reader_in_frame_while_a_message_is_part_way():
     """What the multiplex server's COMMTIMEOUT sweep asks: is a sender part-way through a message?"""
-    whole = p.build_message_bytes(p.MSG_INVOKE, b"x" * 100, 1, 0, 1)
+    whole = Message(p.MSG_INVOKE, b"x" * 100, 1, 0, 1).to_bytes()
     reader = _frames.FrameReader()
     assert not reader.in_frame
     for cut in (1, p.HEADER_SIZE, len(whole) - 1):
@@ -584,3 +590,81 @@ def test_frame_reader_in_frame_while_a_message_is_part_way():
     reader.feed(whole[len(whole) - 1:])
     assert reader.next_frame().payload == b"x" * 100
     assert not reader.in_frame
+
+
+# --- the reader's pull form (blocking callers) -------------------------------------------------------
+
+class ExactRecv:
+    """``recv(n)`` returning exactly n bytes of ``data`` and remembering each size and object asked."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos, self.sizes, self.returned = data, 0, [], []
+
+    def __call__(self, size: int) -> bytes:
+        chunk = self.data[self.pos:self.pos + size]
+        assert len(chunk) == size, "read past the test's bytes"
+        self.pos += size
+        self.sizes.append(size)
+        self.returned.append(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("name, args, expected", GOLDEN, ids=GOLDEN_IDS)
+def test_reader_receive_equals_feeding(name, args, expected):
+    raw = bytes.fromhex(expected)
+    pushed = _frames.FrameReader()
+    pushed.feed(raw)
+    recv = ExactRecv(raw + b"next")
+    pulled = _frames.FrameReader().receive(recv)
+    assert pulled == pushed.next_frame()
+    assert recv.pos == len(raw)   # not a byte of what follows
+
+
+def test_reader_receive_asks_header_annotations_payload_and_keeps_the_payload_object():
+    raw = Message(p.MSG_RESULT, b"x" * 40, 1, 0, 3, {"CORR": b"c" * 16}).to_bytes()
+    recv = ExactRecv(raw)
+    reader = _frames.FrameReader()
+    frame = reader.receive(recv)
+    assert recv.sizes == [24, 22, 40]
+    assert frame.payload is recv.returned[-1]
+    assert not reader.in_frame and reader.buffered == 0
+
+
+def test_reader_receive_without_payload_or_annotations_asks_only_the_header():
+    recv = ExactRecv(Message(p.MSG_PING, b"", 1, 0, 3).to_bytes())
+    assert _frames.FrameReader().receive(recv).payload == b""
+    assert recv.sizes == [24]
+
+
+@pytest.mark.parametrize("name, data, text", BAD_STREAMS[3:8], ids=[c[0] for c in BAD_STREAMS[3:8]])
+def test_reader_receive_rejects_what_feeding_rejects(name, data, text):
+    reader = _frames.FrameReader()
+    with pytest.raises(ProtocolError, match=exact(text)):
+        reader.receive(ExactRecv(data + b"\0" * 64))
+
+
+def test_reader_receive_refuses_an_oversized_header_before_its_body():
+    recv = ExactRecv(raw_header(data_size=11))   # no body at all: the header alone is refused
+    with pytest.raises(MessageTooLargeError, match=exact("max message size exceeded (11 where max=10)")):
+        _frames.FrameReader(max_message_size=10).receive(recv)
+    assert recv.sizes == [24]
+
+
+def test_reader_receive_oversized_in_discard_mode_reports_then_drops_the_body():
+    raw = Message(p.MSG_INVOKE, b"x" * 30, 1, 0, 5).to_bytes() + Message(p.MSG_PING, b"", 1, 0, 6).to_bytes()
+    recv = ExactRecv(raw)
+    reader = _frames.FrameReader(max_message_size=10, discard_oversized=True)
+    event = reader.receive(recv)
+    assert isinstance(event, _frames.Oversized) and event.in_step and event.header.seq == 5
+    assert reader.bytes_needed == 30
+    reader.feed(recv(reader.bytes_needed))
+    assert reader.next_frame() is _frames.NEED_DATA and not reader.in_frame
+    assert reader.receive(recv).header.seq == 6   # in step again
+
+
+def test_reader_receive_beyond_the_discard_limit_breaks_the_reader():
+    reader = _frames.FrameReader(max_message_size=10, discard_oversized=True)
+    event = reader.receive(ExactRecv(raw_header(data_size=p.discard_limit(10) + 1)))
+    assert isinstance(event, _frames.Oversized) and not event.in_step
+    with pytest.raises(MessageTooLargeError):
+        reader.receive(ExactRecv(b""))
