@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from run import Worker, job_for
+from run import BUSYPOLL_MODES, OURS_ENV, Worker, job_for
 
 
 # Builtins where a side waits for the other (wall time, not work): left out of the totals.
@@ -90,7 +90,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--keep", help="keep the .prof files in this folder")
+    parser.add_argument("--busypoll", choices=("on", "off"), default="on",
+                        help="pyro4compat's busy-polling (off: PYRO_BUSYPOLL_US=0 in both processes)")
     args = parser.parse_args(argv)
+    OURS_ENV.update(dict(BUSYPOLL_MODES)[args.busypoll])
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pyro4compat-profile-"))
     folder.mkdir(parents=True, exist_ok=True)
     for servertype in args.servertype.split(","):

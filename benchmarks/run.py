@@ -1,7 +1,7 @@
 """pyro4compat against real Pyro4 4.82, side by side, in one run (issue 7).
 
     python benchmarks/run.py [--quick] [--repeat N] [--only FIG[,FIG]] [--servertype T]
-                             [--serializer S] [--duration SEC] [--json FILE] [--cpu]
+                             [--serializer S] [--duration SEC] [--json FILE] [--cpu] [--busypoll off]
 
 Every server and every client is its own process (``worker.py``): real Pyro4 runs from a
 clean environment, pyro4compat with ``PYTHONPATH=<repo>``; servers listen on 127.0.0.1
@@ -57,6 +57,7 @@ MANY_DURATION, MANY_QUICK_DURATION = 2.0, 0.5
 MANY_SETUP = 1.5        # seconds from sending the jobs to the window's start: connect + warm up
 MANY_CPU_TARGET = 0.7   # issue 19: at most 0.7x Pyro4's server CPU per call (and more calls/s)
 BUSYPOLL_MODES = (("on", {}), ("off", {"PYRO_BUSYPOLL_US": "0"}))  # env for pyro4compat only
+OURS_ENV: Dict[str, str] = {}  # extra environment of every pyro4compat worker (--busypoll off)
 
 
 class Worker:
@@ -68,6 +69,7 @@ class Worker:
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
         if library == "pyro4compat":
             environment["PYTHONPATH"] = str(REPO)
+            environment.update(OURS_ENV)
         environment.update(env or {})
         self.library = library
         self.proc = subprocess.Popen(
@@ -426,7 +428,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument("--cpu", action="store_true", help="add client/server CPU µs per op columns")
     parser.add_argument("--no-progress", action="store_true", help="no per-figure lines on stderr")
+    parser.add_argument("--busypoll", choices=("on", "off"), default="on",
+                        help="pyro4compat's busy-polling in the main figures (off: PYRO_BUSYPOLL_US=0 in its "
+                             "processes; %s measures both anyway)" % MANY)
     args = parser.parse_args(argv)
+    OURS_ENV.update(dict(BUSYPOLL_MODES)[args.busypoll])
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.many_duration = args.duration or (MANY_QUICK_DURATION if args.quick else MANY_DURATION)
     args.duration = args.duration or (0.1 if args.quick else 0.4)
