@@ -75,7 +75,11 @@ def serve(library: str, servertype: str) -> None:
 
 
 def client(library: str, mode: str, uri: str, count: int, duration: float, go_at: float) -> None:
-    """Call ``add(1, 2)`` from ``count`` tasks or threads until ``go_at + duration``; print the count."""
+    """Call ``add(1, 2)`` from ``count`` tasks or threads until ``go_at + duration``; print the count.
+
+    Also printed: ``late``, how many seconds after ``go_at`` the last proxy was bound (0 if in time).
+    A failed call fails the process (exit code 1), even in a thread.
+    """
     if mode == "threads":
         if library == "Pyro4":
             import warnings
@@ -83,30 +87,38 @@ def client(library: str, mode: str, uri: str, count: int, duration: float, go_at
             import Pyro4 as pyro
         else:
             import pyro4compat as pyro
-        done = [0] * count
+        done, bound, failed = [0] * count, [0.0] * count, []
 
         def loop(index: int) -> None:
-            with pyro.Proxy(uri) as proxy:
-                proxy._pyroBind()
-                wait_until(go_at)
-                end, calls = go_at + duration, 0
-                while time.time() < end:
-                    proxy.add(1, 2)
-                    calls += 1
-                done[index] = calls
+            try:
+                with pyro.Proxy(uri) as proxy:
+                    proxy._pyroBind()
+                    bound[index] = time.time()
+                    wait_until(go_at)
+                    end, calls = go_at + duration, 0
+                    while time.time() < end:
+                        proxy.add(1, 2)
+                        calls += 1
+                    done[index] = calls
+            except BaseException:
+                failed.append(index)
+                raise
         threads = [threading.Thread(target=loop, args=(n,)) for n in range(count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        print(json.dumps({"calls": sum(done)}), flush=True)
+        if failed:
+            raise RuntimeError("%d of %d client threads failed" % (len(failed), count))
+        print(json.dumps({"calls": sum(done), "late": max(max(bound) - go_at, 0.0)}), flush=True)
         return
     from pyro4compat import aio
 
-    async def main() -> int:
+    async def main() -> Dict[str, float]:
         proxies = [aio.Proxy(uri) for _ in range(count if mode == "aio-proxies" else 1)]
         for proxy in proxies:
             await proxy._pyroBind()
+        late = max(time.time() - go_at, 0.0)
         await asyncio.sleep(max(go_at - time.time(), 0))
         end = go_at + duration
 
@@ -119,8 +131,8 @@ def client(library: str, mode: str, uri: str, count: int, duration: float, go_at
         counts = await asyncio.gather(*[loop(proxies[n % len(proxies)]) for n in range(count)])
         for proxy in proxies:
             await proxy._pyroReleaseAndWait()
-        return sum(counts)
-    print(json.dumps({"calls": asyncio.run(main())}), flush=True)
+        return {"calls": sum(counts), "late": late}
+    print(json.dumps(asyncio.run(main())), flush=True)
 
 
 def wait_until(moment: float) -> None:
@@ -130,34 +142,73 @@ def wait_until(moment: float) -> None:
 # --- the orchestrator ---------------------------------------------------------------------------------
 
 class Server:
+    """A server child process; if it fails to start, it is ended and the constructor raises."""
+
     def __init__(self, library: str, servertype: str, serializer: str) -> None:
         self.proc = subprocess.Popen([sys.executable, __file__, "server", library, servertype],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=child_env(library, serializer))
-        info = json.loads(self.proc.stdout.readline())
+        try:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("%s %s server did not start (exit code %s)"
+                                   % (library, servertype, self.proc.wait(10)))
+            info = json.loads(line)
+        except BaseException:
+            self.stop()
+            raise
         self.uri, self.pid = info["uri"], info["pid"]
 
     def stop(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(10)
+        """Close stdin (the server's signal to exit), wait, kill only if it hangs."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.proc.stdout.close()
 
 
 def measure(server: Server, library: str, mode: str, count: int, procs: int, duration: float,
-            serializer: str) -> Tuple[float, float]:
-    """(calls/s, server CPU microseconds per call) of ``count`` clients in ``procs`` processes."""
-    go_at = time.time() + 1.5 + 0.05 * count
+            serializer: str, setup: Optional[float] = None) -> Tuple[float, float]:
+    """(calls/s, server CPU microseconds per call) of ``count`` clients in ``procs`` processes.
+
+    The clients start calling ``setup`` seconds after launch (default 1.5 s + 50 ms per client),
+    all at once, so process start-up and connecting are outside the window. A client process
+    that fails or hangs raises RuntimeError or TimeoutExpired; none is left running either way.
+    """
+    go_at = time.time() + (1.5 + 0.05 * count if setup is None else setup)
     shares = [count // procs + (1 if n < count % procs else 0) for n in range(procs)]
-    children = [subprocess.Popen([sys.executable, __file__, "client", library, mode, server.uri, str(share),
-                                  str(duration), repr(go_at)], stdout=subprocess.PIPE, text=True,
-                                 env=child_env(library, serializer)) for share in shares if share]
-    wait_until(go_at)
-    cpu_before = cpu_of(server.pid)
-    calls = 0
-    for child in children:
-        out, _ = child.communicate(timeout=duration + 60)
-        calls += json.loads(out)["calls"]
-    cpu = cpu_of(server.pid) - cpu_before
+    children: List[subprocess.Popen[str]] = []
+    results: List[Dict[str, Any]] = []
+    try:
+        for share in filter(None, shares):
+            children.append(subprocess.Popen([sys.executable, __file__, "client", library, mode, server.uri,
+                                              str(share), str(duration), repr(go_at)], stdout=subprocess.PIPE,
+                                             text=True, env=child_env(library, serializer)))
+        wait_until(go_at)
+        cpu_before = cpu_of(server.pid)
+        for child in children:
+            out, _ = child.communicate(timeout=duration + 60)
+            if child.returncode:
+                raise RuntimeError("%s %s client process exited with code %d" % (library, mode, child.returncode))
+            results.append(json.loads(out))
+        cpu = cpu_of(server.pid) - cpu_before
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+    late = max(result["late"] for result in results)
+    if late > 0:
+        print("note: %d %s %s clients: the last proxy was bound %.2f s into the %.2f s window"
+              % (count, library, mode, late, duration), file=sys.stderr, flush=True)
+    calls = sum(result["calls"] for result in results)
     return calls / duration, 1e6 * cpu / max(calls, 1)
 
 

@@ -17,6 +17,14 @@ time (2 s, ``--quick`` 0.5 s, or ``--duration``) against a server with ``THREADP
 server process, read at both ends of the window), for pyro4compat with busy-polling on and
 off (``PYRO_BUSYPOLL_US=0`` in its server and client processes), each beside Pyro4's same
 server type in the same round.
+
+``aio`` (in the default run, or ``--only aio``) is issue 20's asyncio stack, with
+``aio_bench.py``'s clients and servers: pyro4compat's ``aio.Proxy`` against its ``aio.Daemon``,
+beside Pyro4 4.82's way to get the same concurrency (a thread per client, a proxy each) against
+its thread or multiplex server. ``aio_tasks_N``: one ``aio.Proxy`` shared by N tasks, against N
+Pyro4 threads in one process; ``aio_clients_100``: 100 ``aio.Proxy`` (one each) in 4 processes,
+against 100 Pyro4 threads in 4 processes. Calls of ``add(1, 2)`` per second for the same time as
+``many_clients``, after 2 s for start-up; ``--cpu`` adds the server's CPU per call.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import aio_bench  # beside this file: run.py runs as a script, so its folder is on sys.path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -58,6 +68,14 @@ MANY_SETUP = 1.5        # seconds from sending the jobs to the window's start: c
 MANY_CPU_TARGET = 0.7   # issue 19: at most 0.7x Pyro4's server CPU per call (and more calls/s)
 BUSYPOLL_MODES = (("on", {}), ("off", {"PYRO_BUSYPOLL_US": "0"}))  # env for pyro4compat only
 OURS_ENV: Dict[str, str] = {}  # extra environment of every pyro4compat worker (--busypoll off)
+AIO = "aio"
+# (figure, pyro4compat's client mode, clients, client processes); Pyro4's side always uses threads
+AIO_PLAN = (("aio_tasks_1", "aio-one-proxy", 1, 1), ("aio_tasks_10", "aio-one-proxy", 10, 1),
+            ("aio_tasks_100", "aio-one-proxy", 100, 1), ("aio_clients_100", "aio-proxies", 100, 4))
+# Seconds from launching the client processes to their window: start-up + connect. Importing
+# pyro4compat.aio in 4 processes at once takes ~0.9 s on a busy 2-CPU machine; aio_bench notes it
+# on stderr when a client is late all the same.
+AIO_SETUP = 2.0
 
 
 class Worker:
@@ -324,6 +342,60 @@ def _many_row(args: argparse.Namespace, workers: Dict[str, List[Worker]], server
     return row
 
 
+def measure_aio(args: argparse.Namespace) -> List[Dict[str, Any]]:
+    """The aio figures, per Pyro4 server type: pyro4compat's asyncio server beside that one."""
+    rows: List[Dict[str, Any]] = []
+    for servertype in args.servertype:
+        servers: Dict[str, aio_bench.Server] = {}
+        try:
+            servers["pyro4compat"] = aio_bench.Server("pyro4compat", "asyncio", args.serializer[0])
+            servers["Pyro4"] = aio_bench.Server("Pyro4", servertype, args.serializer[0])
+            for serializer in args.serializer:
+                for figure, mode, count, procs in AIO_PLAN:
+                    rows.append(_aio_row(args, servers, servertype, serializer, figure, mode, count, procs))
+        finally:
+            for server in servers.values():
+                server.stop()
+    return rows
+
+
+def _aio_row(args: argparse.Namespace, servers: Dict[str, aio_bench.Server], servertype: str, serializer: str,
+             figure: str, mode: str, count: int, procs: int) -> Dict[str, Any]:
+    started = time.perf_counter()
+    modes = {"pyro4compat": mode, "Pyro4": "threads"}
+    runs: Dict[str, List[Tuple[float, float]]] = {lib: [] for lib in LIBRARIES}
+    errors: Dict[str, str] = {}
+    for _ in range(args.repeat):
+        for lib in LIBRARIES:
+            if lib in errors:
+                continue
+            try:
+                result = aio_bench.measure(servers[lib], lib, modes[lib], count, procs, args.many_duration,
+                                           serializer, AIO_SETUP)
+                if not result[0]:
+                    raise RuntimeError("no call in the window")
+                runs[lib].append(result)
+            except Exception as exc:  # a client process failed or hung: the row says so, the run goes on
+                errors[lib] = "%s: %s" % (type(exc).__name__, exc)
+                print("  %s %s/%s/%s failed: %s" % (lib, figure, serializer, servertype, errors[lib]), file=sys.stderr)
+    row: Dict[str, Any] = {"figure": figure, "serializer": serializer, "servertype": "asyncio/" + servertype,
+                           "unit": "calls/s", "errors": errors, "target": None, "clients": count,
+                           "processes": procs, "client_modes": modes}
+    for lib in LIBRARIES:
+        rates = [rate for rate, _ in runs[lib]]
+        row[lib] = {"median": _median(rates), "runs": rates, "client_us": None,
+                    "server_us": _median([cpu for _, cpu in runs[lib]])}
+    ours, theirs = row["pyro4compat"], row["Pyro4"]
+    row["ratio"] = ours["median"] / theirs["median"] if ours["median"] and theirs["median"] else None
+    row["cpu_ratio"] = (ours["server_us"] / theirs["server_us"]
+                        if ours["server_us"] and theirs["server_us"] else None)
+    if not args.no_progress:
+        print("  %-15s %-8s %-16s %-6s cpu %-6s (%.1f s)"
+              % (figure, serializer, row["servertype"], _fmt_ratio(row["ratio"]), _fmt_ratio(row["cpu_ratio"]),
+                 time.perf_counter() - started), file=sys.stderr, flush=True)
+    return row
+
+
 def _median(values: List[Optional[float]]) -> Optional[float]:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -399,6 +471,21 @@ def many_table(rows: List[Dict[str, Any]]) -> str:
     return _render(lines)
 
 
+def aio_table(rows: List[Dict[str, Any]], cpu: bool) -> str:
+    header = ["figure", "serializer", "server", "unit", "pyro4compat", "Pyro4", "ratio"]
+    if cpu:
+        header += ["ours srv us", "Pyro4 srv us", "srv cpu"]
+    lines = [header]
+    for row in rows:
+        line = [row["figure"], row["serializer"], row["servertype"], row["unit"]]
+        line += ["error" if lib in row["errors"] else _fmt(row[lib]["median"]) for lib in LIBRARIES]
+        line.append(_fmt_ratio(row["ratio"]))
+        if cpu:
+            line += [_fmt(row[lib]["server_us"], 1) for lib in LIBRARIES] + [_fmt_ratio(row["cpu_ratio"])]
+        lines.append(line)
+    return _render(lines)
+
+
 def _render(lines: List[List[str]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
@@ -412,13 +499,13 @@ def _render(lines: List[List[str]]) -> str:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short run per figure (~40 s)")
+    parser.add_argument("--quick", action="store_true", help="one short run per figure (~75 s)")
     parser.add_argument("--repeat", type=int, help="measurements per library and figure (default 3, quick 1)")
     parser.add_argument("--duration", type=float,
-                        help="seconds per measurement (default 0.4, quick 0.1; %s: %g, quick %g)"
-                        % (MANY, MANY_DURATION, MANY_QUICK_DURATION))
-    parser.add_argument("--only", help="comma-separated figures (%s, %s) or 'connections'"
-                        % (", ".join(FIGURES), MANY))
+                        help="seconds per measurement (default 0.4, quick 0.1; %s and %s: %g, quick %g)"
+                        % (MANY, AIO, MANY_DURATION, MANY_QUICK_DURATION))
+    parser.add_argument("--only", help="comma-separated figures (%s, %s, %s) or 'connections'"
+                        % (", ".join(FIGURES), MANY, AIO))
     parser.add_argument("--servertype", choices=("thread", "multiplex", "both"),
                         help="server type(s) to measure (default both, quick: thread)")
     parser.add_argument("--serializer", default="serpent,marshal",
@@ -441,12 +528,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.counts = [int(c) for c in args.counts.split(",") if c]
     args.serializer = [s for s in args.serializer.split(",") if s]
     only = [f for f in (args.only or "").split(",") if f]
-    unknown = [f for f in only if f not in FIGURES and f not in ("connections", MANY)]
+    unknown = [f for f in only if f not in FIGURES and f not in ("connections", MANY, AIO)]
     if unknown:
         parser.error("unknown figure(s): %s" % ", ".join(unknown))
     if "connections" in only and len(only) > 1:
         parser.error("'connections' is a figure set of its own: run it alone")
-    args.figures = only or list(FIGURES) + [MANY]
+    args.figures = only or list(FIGURES) + [MANY, AIO]
     return args
 
 
@@ -459,9 +546,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("Idle connections on a thread server (%d active proxies calling), %s" % (ACTIVE_PROXIES, python))
         print(connections_table(rows, args.counts))
     else:
-        main_figures = [f for f in args.figures if f != MANY]
+        main_figures = [f for f in args.figures if f not in (MANY, AIO)]
         rows = measure_main(args, main_figures) if main_figures else []
         many = measure_many(args) if MANY in args.figures else []
+        aio_rows = measure_aio(args) if AIO in args.figures else []
         if rows:
             print("pyro4compat vs Pyro4 4.82, medians of %d x %.2f s, %s (ratio > 1: pyro4compat faster)"
                   % (args.repeat, args.duration, python))
@@ -472,13 +560,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                   % (MANY_PROCESSES * MANY_THREADS, MANY_PROCESSES, MANY_THREADS, MANY_POOL, args.repeat,
                      args.many_duration, python, MANY_CPU_TARGET))
             print(many_table(many))
-        for row in rows + many:
+        if aio_rows:
+            print("asyncio (issue 20): pyro4compat's aio.Proxy -> aio.Daemon vs Pyro4 4.82's threads, a proxy each,"
+                  " -> its thread/multiplex server; add(1, 2), medians of %d x %.2f s, %s (ratio > 1: pyro4compat"
+                  " faster)" % (args.repeat, args.many_duration, python))
+            legend = ("aio_tasks_N: one aio.Proxy, N tasks vs N Pyro4 threads, in 1 process; aio_clients_100: 100"
+                      " aio.Proxy vs 100 Pyro4 threads, in 4 processes")
+            print(legend + ("; srv cpu: server CPU per call, ours/Pyro4" if args.cpu else ""))
+            print(aio_table(aio_rows, args.cpu))
+        for row in rows + many + aio_rows:
             for lib, error in sorted(row["errors"].items()):
                 print("error: %s %s/%s/%s: %s" % (lib, row["figure"], row["serializer"], row["servertype"], error))
         late = max([r[lib]["late"] or 0.0 for r in many for lib in LIBRARIES], default=0.0)
         if late > 0:
             print("note: a client process of %s was ready %.2f s after its window opened" % (MANY, late))
-        rows = rows + many
+        rows = rows + many + aio_rows
     print("(%.0f s)" % (time.time() - started))
     if args.json:
         Path(args.json).write_text(json.dumps({"argv": sys.argv[1:], "python": python, "rows": rows}, indent=1))
