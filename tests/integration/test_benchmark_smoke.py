@@ -70,6 +70,17 @@ def test_many_clients_table_has_both_busypoll_modes_and_server_cpu(tmp_path: Pat
     assert '"cpu_ratio"' in saved.read_text()
 
 
+def test_aio_table_has_every_figure_beside_pyro4(tmp_path: Path) -> None:
+    saved = tmp_path / "result.json"
+    out = run_benchmark(["--only", "aio", "--serializer", "marshal", "--duration", "0.3", "--json", str(saved)],
+                        tmp_path)
+    rows = [line.split() for line in out.splitlines() if re.match(r"aio_\w+ ", line)]
+    assert [row[0] for row in rows] == ["aio_tasks_1", "aio_tasks_10", "aio_tasks_100", "aio_clients_100"], out
+    assert all(row[1] == "marshal" and row[2] == "asyncio/thread" and RATIO.search(row[6]) for row in rows), out
+    assert "error" not in out
+    assert '"aio_clients_100"' in saved.read_text()
+
+
 @pytest.mark.parametrize("bad", [["--only", "no_such_figure"], ["--only", "connections,small_calls"]])
 def test_bad_selection_is_refused(tmp_path: Path, bad: List[str]) -> None:
     proc = subprocess.run([sys.executable, str(RUN), *bad], capture_output=True, text=True,
