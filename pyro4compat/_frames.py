@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Union
 
 from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, check_message_size,
-                        decode_annotations, discard_limit, max_size_text, unpack_header)
+                        decode_annotations, discard_limit, header_fields, max_size_text, unpack_header)
 from .errors import MessageTooLargeError, ProtocolError
 
 __all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
@@ -93,10 +93,16 @@ class FrameReader:
     ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy when
     they are 64 KiB or more; smaller pieces and other buffers are copied once. That spares a multi-megabyte payload the trip through the
     growing byte buffer and the copy out of it.
+
+    The usual small request arrives whole, alone, into a reader holding nothing: ``feed`` then
+    takes it apart at once (the same header checks, the payload copied straight out of ``data``)
+    and ``next_frame`` hands it out, without a trip through the buffer. Anything else (a frame
+    in pieces, two at once, a header that fails a check, a size over the limit) goes through
+    the buffer as above, so errors and their order are the same either way.
     """
 
     __slots__ = ("max_message_size", "discard_oversized", "gather_from", "_buffer", "_header", "_annotations",
-                 "_skipping", "_skip_left", "_broken", "_pieces", "_gather_left", "_gathered_head")
+                 "_skipping", "_skip_left", "_broken", "_pieces", "_gather_left", "_gathered_head", "_whole")
 
     def __init__(self, max_message_size: int = 0, discard_oversized: bool = False,
                  gather_from: int = GATHER_FROM) -> None:
@@ -112,6 +118,7 @@ class FrameReader:
         self._pieces: List[BytesLike] = []   # the gathered payload so far (see the class doc)
         self._gather_left = 0            # payload bytes still to be gathered
         self._gathered_head = 0          # header and annotation bytes of the frame being gathered
+        self._whole: Optional[Frame] = None    # a frame fed whole into an empty reader, not handed out yet
 
     def feed(self, data: BytesLike) -> None:
         """Add received bytes (any split: a byte, a message, several messages)."""
@@ -123,7 +130,26 @@ class FrameReader:
             data = data[dropped:]
         if self._gather_left and data:
             data = self._gather(data)
+        elif (len(data) >= HEADER_SIZE and not self._buffer and self._header is None and self._whole is None
+              and self._take_whole(data)):
+            return
         self._buffer += data
+
+    def _take_whole(self, data: BytesLike) -> bool:
+        """Keep ``data`` as the next frame when it is exactly one, within the limit; else False (buffer it)."""
+        try:
+            fields = header_fields(data[:HEADER_SIZE])
+        except ProtocolError:
+            return False        # the buffered path raises it, in its order
+        anns_end = HEADER_SIZE + fields[5]
+        if anns_end + fields[3] != len(data) or 0 < self.max_message_size < fields[3] + fields[5]:
+            return False
+        try:
+            annotations = decode_annotations(data[HEADER_SIZE:anns_end]) if anns_end > HEADER_SIZE else {}
+        except ProtocolError:
+            return False
+        self._whole = _new_tuple(Frame, (_new_tuple(Header, fields), annotations, bytes(data[anns_end:])))
+        return True
 
     def _gather(self, data: BytesLike) -> BytesLike:
         """Keep the payload's share of ``data``; return the rest (the next frame's bytes).
@@ -155,6 +181,8 @@ class FrameReader:
         """Number of received bytes not yet handed out as frames."""
         if self._pieces:
             return len(self._buffer) + self._gathered_head + sum(map(len, self._pieces))
+        if self._whole is not None:
+            return len(self._buffer) + HEADER_SIZE + self._whole.header.total_size
         return len(self._buffer)
 
     @property
@@ -170,6 +198,8 @@ class FrameReader:
     @property
     def bytes_needed(self) -> int:
         """How many more bytes the frame in progress needs (0: call ``next_frame()``)."""
+        if self._whole is not None:
+            return 0
         if self._skip_left:
             return self._skip_left
         if self._pieces:
@@ -182,6 +212,10 @@ class FrameReader:
         """The next complete frame (or ``Oversized`` event), else ``NEED_DATA``; ``ProtocolError`` on bad input."""
         if self._skipping is not None:
             return self._report_oversized()
+        whole = self._whole
+        if whole is not None:
+            self._whole = None
+            return whole
         if self._broken is not None:
             raise self._broken
         if self._skip_left:

@@ -48,6 +48,7 @@ THREAD_BUFFER = 32 * 1024     # each receiving thread's reusable buffer (a small
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _READV = getattr(os, "readv", None)
 _NOTHING = (BlockingIOError, InterruptedError) + TLS_WAIT
+_SSLSocket = ssl.SSLSocket if ssl is not None else None
 
 
 class _ThreadBuffer(threading.local):
@@ -75,12 +76,14 @@ def receive_available(sock: Any, reader: _frames.FrameReader,
     if buffer is None:
         buffer = _thread_buffer()
     try:
-        if ssl is not None and isinstance(sock, ssl.SSLSocket):
+        if _SSLSocket is not None and isinstance(sock, _SSLSocket):
             return _receive_tls(sock, buffer)     # a non-blocking TLS socket: no flags allowed
         if reader.gathering:
             # warm heap blocks for these receives, not a fresh mapping each (see _large_buffers)
             _large_buffers.expect(reader.pending_header.total_size)  # type: ignore[union-attr]
             return _recv_new(sock, min(reader.bytes_needed, GATHER_RECV_MAX))
+        if _DONTWAIT and sock.gettimeout() is None:     # _recv_into's usual case, inlined
+            return buffer[:sock.recv_into(buffer, 0, _DONTWAIT)]
         return buffer[:_recv_into(sock, buffer)]
     except _NOTHING:
         return None

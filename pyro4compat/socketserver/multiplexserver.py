@@ -58,6 +58,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .._star import lazy_modules
 from .. import _busypoll, _frames, errors, socketutil
+from ..message import Message
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _shutdown_grace, _Waker)
@@ -274,7 +275,8 @@ class SocketServer_Multiplex(_LoopGuard):
         self.selector.register(conn, selectors.EVENT_READ, self)
 
     def _on_readable(self, client: _Client) -> None:
-        client.heard_at = time.monotonic()
+        if self._commtimeout:
+            client.heard_at = time.monotonic()     # only the COMMTIMEOUT sweep reads it
         if client.tls_pending and not self._advance_tls(client):
             return
         reader = client.reader
@@ -290,7 +292,8 @@ class SocketServer_Multiplex(_LoopGuard):
             return
         reader.feed(data)
         hmac_key = hmac_key_of(self.daemon)
-        while not self._closed and client.conn in self._clients:
+        conn = client.conn
+        while not self._closed and conn in self._clients:
             item = next_item(reader, client.connected, hmac_key)
             if item is None:
                 return
@@ -332,7 +335,8 @@ class SocketServer_Multiplex(_LoopGuard):
         """
         conn = client.conn
         conn._pyroReceived = item
-        if self._tls is not None:
+        tls = self._tls is not None
+        if tls:
             conn.sock.settimeout(config.COMMTIMEOUT or None)
         try:
             work(conn)
@@ -345,9 +349,9 @@ class SocketServer_Multiplex(_LoopGuard):
             return
         finally:
             conn._pyroReceived = None
-        if ends_stream(item):
+        if type(item) is not Message and ends_stream(item):
             self._drop(client, None)
-        elif self._tls is not None and client.conn in self._clients:
+        elif tls and client.conn in self._clients:
             conn.sock.setblocking(False)
 
     def _reject(self, client: _Client, exc: Exception) -> None:

@@ -592,6 +592,43 @@ def test_frame_reader_in_frame_while_a_message_is_part_way():
     assert not reader.in_frame
 
 
+def test_frame_fed_whole_is_taken_apart_at_once_and_handed_out_in_order():
+    """A frame fed whole into an empty reader skips the buffer; what follows it still queues behind it."""
+    first = Message(p.MSG_INVOKE, b"one", 1, 0, 1, {"CORR": b"c" * 16}).to_bytes()
+    second = Message(p.MSG_INVOKE, b"two", 1, 0, 2).to_bytes()
+    reader = _frames.FrameReader()
+    reader.feed(memoryview(bytearray(first)))     # a server's reusable receive buffer
+    assert not reader._buffer and reader.bytes_needed == 0 and reader.buffered == len(first)
+    assert not reader.in_frame                    # whole: nothing for the COMMTIMEOUT sweep to wait for
+    reader.feed(second[:5])
+    assert reader.next_frame().payload == b"one"
+    assert reader.next_frame() is _frames.NEED_DATA and reader.in_frame
+    reader.feed(second[5:])
+    frame = reader.next_frame()
+    assert (frame.payload, frame.header.seq, frame.annotations) == (b"two", 2, {})
+    assert reader.next_frame() is _frames.NEED_DATA and reader.buffered == 0
+
+
+@pytest.mark.parametrize("data, error", [
+    (raw_header(tag=b"PYRX"), p.ERR_BAD_TAG),
+    (raw_header(chk=1), p.ERR_CHECKSUM),
+    (raw_header(anns_size=6, data_size=1) + chunk(b"CO\xffR", b"") + b"x", "not ASCII"),
+])
+def test_whole_frame_that_fails_a_check_raises_as_when_buffered(data, error):
+    reader = _frames.FrameReader()
+    reader.feed(data)
+    with pytest.raises(ProtocolError, match=error):
+        reader.next_frame()
+
+
+def test_whole_frame_over_the_limit_is_still_refused_on_its_header():
+    reader = _frames.FrameReader(10, discard_oversized=True)
+    reader.feed(Message(p.MSG_INVOKE, b"x" * 11, 1, 0, 3).to_bytes())
+    event = reader.next_frame()
+    assert type(event) is _frames.Oversized and event.header.seq == 3 and event.in_step
+    assert reader.next_frame() is _frames.NEED_DATA and reader.buffered == 0
+
+
 # --- the reader's pull form (blocking callers) -------------------------------------------------------
 
 class ExactRecv:
