@@ -284,6 +284,8 @@ class MarshalSerializer(SerializerBase):
         return self._marshal((obj, method, vargs, kwargs))
 
     def dumps(self, data: Any) -> bytes:
+        if type(data) in _EXACT_SCALARS:    # nothing to convert, nothing marshal refuses
+            return marshal.dumps(data)
         return self._marshal(self.convert_obj_into_marshallable(data))
 
     def _marshal(self, value: Any) -> bytes:
@@ -311,13 +313,16 @@ class MarshalSerializer(SerializerBase):
         return self._convert_deep(self.class_to_dict(obj))
 
     def loadsCall(self, data: Any) -> Tuple[Any, Any, Any, Any]:
-        with DeserializeGuard("marshal"):
-            data = self._checked_bytes(data)
+        try:    # DeserializeGuard's conversion of errors, without a context manager per call
+            if type(data) is not bytes:
+                data = self._checked_bytes(data)
             call, classes = loads_with_class_hint(data)
             obj, method, vargs, kwargs = self._check_call(call)
             if classes:
                 vargs, kwargs = self.recreate_classes(vargs), self.recreate_classes(kwargs)
             return obj, method, vargs, kwargs
+        except Exception as exc:
+            raise DeserializeGuard.converted("marshal", exc)
 
     def loads(self, data: Any) -> Any:
         with DeserializeGuard("marshal"):
