@@ -44,6 +44,7 @@ import socket
 import sys
 import threading
 import uuid
+from types import MethodType
 from typing import Any, Deque, Dict, Optional, Tuple
 
 from .. import constants, errors
@@ -448,7 +449,9 @@ def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwarg
         if flags & FLAGS_ONEWAY and config.ONEWAY_THREADED:
             _start_oneway(func, vargs, kwargs)
             return _NO_REPLY
-        callback[0] = getattr(func, "_pyroCallback", False)
+        # a bound method passes a missing attribute on to its function, but only after building
+        # and dropping an AttributeError: ask the function itself
+        callback[0] = getattr(func.__func__ if type(func) is MethodType else func, "_pyroCallback", False)
         data = func(*vargs, **kwargs)
         if not flags & FLAGS_ONEWAY and type(data) not in _PLAIN_RESULTS and is_stream_result(data):
             callback.append(data)
