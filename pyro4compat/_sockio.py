@@ -39,7 +39,7 @@ try:
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
-from ._busypoll import spinner_for
+from ._busypoll import spin_seconds, spinner_for
 from .configuration import config
 from .errors import CommunicationError, ConnectionClosedError, TimeoutError
 
@@ -371,6 +371,9 @@ class SocketConnection(object):
     # blocking; ``Message.recv`` takes it from here before it would read the socket.
     _pyroReceived: Any = None
     _closed_sock: Any = None  # the socket close() has shut down and closed already
+    # The FrameReader of this connection's last blocking receive, kept for its next one
+    # (see message.read_message): a reader that finished its frame is empty again.
+    _pyroFrameReader: Any = None
 
     def peer_address(self) -> Any:
         """The connected socket's peer address, asked of the OS once per socket, not per request.
@@ -480,6 +483,8 @@ class SocketConnection(object):
         True (and ``readable_seen`` set) when the spin saw bytes arrive. ``spin_gate`` says
         whether spinning is welcome now (None: no other busy thread of ours).
         """
+        if not spin_seconds():
+            return False        # busy-polling is off: what the spinner would answer, sooner
         sock = self.sock
         known = self._spinner
         if known is None or known[0] is not sock:   # first wait, or the socket was wrapped in TLS

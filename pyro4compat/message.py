@@ -14,7 +14,7 @@ one validation step (expected type, HMAC; the reader has checked the tag, versio
 size limit). A server that reads without blocking (the thread, multiplex and asyncio servers)
 feeds whatever arrived; a blocking reader (:func:`read_message`: proxies, the existing-connection
 server, ``Message.recv``) receives exactly ``bytes_needed`` at a time, so the reader is empty
-again after every message. A server that read ahead leaves the next message, or the error
+again after every message (a ``SocketConnection`` keeps it for its next receive). A server that read ahead leaves the next message, or the error
 receiving it met, in the connection's ``_pyroReceived`` attribute and :meth:`Message.recv` (and so
 ``Daemon.handleRequest``) takes it from there instead of reading the socket (:func:`_take_received`).
 The allocator tuning for large payloads (:mod:`._large_buffers`) only runs for a message that
@@ -184,6 +184,7 @@ class Message(object):
 # --- the one receive path (see the module docstring) ---------------------------------------------
 
 Item = Union[Message, Exception]
+_NO_READER: Any = object()     # a connection that keeps no FrameReader between receives
 _DISCARD_CHUNK = 64 * 1024     # most one receive asks for while an oversized body is dropped
 
 
@@ -278,13 +279,21 @@ def read_message(connection: Any, allowed: Optional[Container[int]], hmac_key: O
     ``discard_oversized`` (a daemon): then its body is received and dropped when
     :func:`~pyro4compat._protocol.discard_limit` allows, and the error says so (``_pyroDiscarded``).
     """
-    reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, True)
+    kept = getattr(connection, "_pyroFrameReader", _NO_READER)
+    if kept is None or kept is _NO_READER:
+        reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, True)
+    else:   # taken off the connection: a receive that fails leaves no half-used reader there
+        connection._pyroFrameReader = None
+        reader = kept
+        reader.max_message_size = config.MAX_MESSAGE_SIZE
     try:
         event = reader.receive(connection.recv)
     except ProtocolError as exc:
         raise _with_header(exc, reader, hmac_key)
     item = _validated(event, reader, allowed, hmac_key)
     if type(item) is Message:
+        if kept is not _NO_READER:
+            connection._pyroFrameReader = reader   # empty again: the connection's next receive reuses it
         return item   # type: ignore[return-value]
     if getattr(item, "_pyroDiscarded", False) and discard_oversized:
         while reader.bytes_needed:

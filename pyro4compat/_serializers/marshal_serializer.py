@@ -278,9 +278,10 @@ class MarshalSerializer(SerializerBase):
 
     def dumpsCall(self, obj: Any, method: str, vargs: Any, kwargs: Any) -> bytes:
         convert = self.convert_obj_into_marshallable
-        vargs = [convert(value) for value in vargs]
-        if kwargs is not None:
-            kwargs = {key: convert(value) for key, value in kwargs.items()}
+        scalars = _EXACT_SCALARS
+        vargs = [value if type(value) in scalars else convert(value) for value in vargs]
+        if kwargs:
+            kwargs = {key: value if type(value) in scalars else convert(value) for key, value in kwargs.items()}
         return self._marshal((obj, method, vargs, kwargs))
 
     def dumps(self, data: Any) -> bytes:
@@ -325,10 +326,13 @@ class MarshalSerializer(SerializerBase):
             raise DeserializeGuard.converted("marshal", exc)
 
     def loads(self, data: Any) -> Any:
-        with DeserializeGuard("marshal"):
-            data = self._checked_bytes(data)
+        try:    # as in loadsCall
+            if type(data) is not bytes:
+                data = self._checked_bytes(data)
             value, classes = loads_with_class_hint(data)
             return self.recreate_classes(value) if classes else value
+        except Exception as exc:
+            raise DeserializeGuard.converted("marshal", exc)
 
     def _checked_bytes(self, data: Any) -> bytes:
         data = self._convertToBytes(data)

@@ -287,6 +287,31 @@ def test_recv_connection_closed_midway(max_size):
         Message.recv(FakeConnection(PING_BYTES[:10]))
 
 
+class KeepingConnection(FakeConnection):
+    """A connection that keeps its FrameReader between receives, as SocketConnection does."""
+
+    _pyroFrameReader = None
+
+
+def test_recv_reuses_the_connection_reader_only_after_a_whole_message(max_size):
+    second = Message(message.MSG_RESULT, b"two", 1, 0, 2, {"CORR": b"c" * 16}).to_bytes()
+    conn = KeepingConnection(PING_BYTES + second)
+    assert Message.recv(conn).data == b"ping"
+    reader = conn._pyroFrameReader
+    assert reader is not None and reader.bytes_needed == 24 and reader.buffered == 0
+    max_size(3)    # read again for each receive, also by a kept reader
+    with pytest.raises(MessageTooLargeError):
+        Message.recv(conn)
+    assert conn._pyroFrameReader is None and conn.closed      # never handed back half-used
+    max_size(0)
+    conn = KeepingConnection(PING_BYTES[:10])
+    with pytest.raises(ConnectionClosedError):
+        Message.recv(conn)
+    assert conn._pyroFrameReader is None
+    conn.incoming = bytearray(PING_BYTES + second)    # (a proxy would reconnect)
+    assert [Message.recv(conn).data for _ in range(2)] == [b"ping", b"two"]
+
+
 # --- ping -------------------------------------------------------------------------------------------
 
 def test_ping_sends_golden_ping_and_reads_pong(max_size):
