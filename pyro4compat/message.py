@@ -13,9 +13,10 @@ Every transport reads messages the same way: it feeds the sans-IO
 one validation step (expected type, HMAC; the reader has checked the tag, version, checksum and
 size limit). A server that reads without blocking (the thread, multiplex and asyncio servers)
 feeds whatever arrived; a blocking reader (:func:`read_message`: proxies, the existing-connection
-server, ``Message.recv``) receives exactly ``bytes_needed`` at a time, so the reader is empty
-again after every message (a ``SocketConnection`` keeps it for its next receive). A server that read ahead leaves the next message, or the error
-receiving it met, in the connection's ``_pyroReceived`` attribute and :meth:`Message.recv` (and so
+server, ``Message.recv``) pulls through ``FrameReader.receive``: exactly the header, the
+annotations and the payload, so the reader is empty again after every message (a
+``SocketConnection`` keeps it for its next receive). A server that read ahead leaves the next
+message, or the error receiving it met, in the connection's ``_pyroReceived`` attribute and :meth:`Message.recv` (and so
 ``Daemon.handleRequest``) takes it from there instead of reading the socket (:func:`_take_received`).
 The allocator tuning for large payloads (:mod:`._large_buffers`) only runs for a message that
 passed the size limit and its HMAC check.
