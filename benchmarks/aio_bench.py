@@ -1,6 +1,7 @@
 """asyncio benchmarks (issue 20): pyro4compat.aio beside the thread and multiplex servers and Pyro4 4.82.
 
     python benchmarks/aio_bench.py [--duration SEC] [--serializer S] [--clients N] [--procs P]
+                                   [--only a|b] [--servers NAME,...] [--repeat R]
 
 (a) **one aio.Proxy, 1 / 10 / 100 concurrent tasks**, against every server type: pyro4compat's
     thread, multiplex and asyncio servers and Pyro4 4.82's thread and multiplex servers. Beside
@@ -9,7 +10,12 @@
 (b) **N concurrent clients** (default 100, spread over P client processes) against pyro4compat's
     asyncio, thread and multiplex servers (clients: ``aio.Proxy`` tasks, one proxy each) and
     against Pyro4 4.82's thread and multiplex servers (clients: Pyro4 proxies in threads):
-    calls/s and the server's CPU per call.
+    calls/s and the server's CPU per call. ``--servers`` picks rows of (b) by name
+    (``asyncio``, ``thread``, ``multiplex``, ``thread-threads``, ``multiplex-threads``,
+    ``Pyro4-thread``, ``Pyro4-multiplex``), ``--repeat`` runs those rows that many times in turn
+    and, when both ``asyncio`` and ``multiplex`` are among them, prints each round's asyncio /
+    multiplex ratios and their medians: compare servers within one run, as load from other
+    processes on the machine shifts the absolute figures between runs.
 
 Every server and client is its own process (``python aio_bench.py server|client ...``); real
 Pyro4 runs from a clean environment, pyro4compat with ``PYTHONPATH=<repo>``. Each client calls
@@ -23,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -234,22 +241,45 @@ def part_a(args: argparse.Namespace) -> str:
     return table(rows)
 
 
+PLAN_B = {"asyncio": ("pyro4compat", "asyncio", "aio-proxies"), "thread": ("pyro4compat", "thread", "aio-proxies"),
+          "multiplex": ("pyro4compat", "multiplex", "aio-proxies"),
+          "thread-threads": ("pyro4compat", "thread", "threads"),
+          "multiplex-threads": ("pyro4compat", "multiplex", "threads"),
+          "Pyro4-thread": ("Pyro4", "thread", "threads"), "Pyro4-multiplex": ("Pyro4", "multiplex", "threads")}
+
+
 def part_b(args: argparse.Namespace) -> str:
-    rows = [["server", "clients", "calls/s", "server CPU us/call"]]
-    plan = [("pyro4compat", "asyncio", "aio-proxies"), ("pyro4compat", "thread", "aio-proxies"),
-            ("pyro4compat", "multiplex", "aio-proxies"), ("pyro4compat", "thread", "threads"),
-            ("pyro4compat", "multiplex", "threads"), ("Pyro4", "thread", "threads"), ("Pyro4", "multiplex", "threads")]
-    for library, servertype, mode in plan:
-        server = Server(library, servertype, args.serializer)
-        try:
-            client_library = "Pyro4" if library == "Pyro4" else "pyro4compat"
-            rate, cpu = measure(server, client_library, mode, args.clients, args.procs, args.duration, args.serializer)
-        finally:
-            server.stop()
-        who = "aio.Proxy tasks" if mode.startswith("aio") else "%s threads" % client_library
-        rows.append(["%s %s" % (library, servertype), "%d %s" % (args.clients, who), "%.0f" % rate, "%.1f" % cpu])
-        print(rows[-1], file=sys.stderr, flush=True)
-    return table(rows)
+    rows = [["round", "server", "clients", "calls/s", "server CPU us/call"]]
+    names = args.servers.split(",") if args.servers else list(PLAN_B)
+    ratios: List[Tuple[float, float]] = []
+    for round_ in range(1, args.repeat + 1):
+        found: Dict[str, Tuple[float, float]] = {}
+        for name in names:
+            library, servertype, mode = PLAN_B[name]
+            server = Server(library, servertype, args.serializer)
+            try:
+                client_library = "Pyro4" if library == "Pyro4" else "pyro4compat"
+                rate, cpu = measure(server, client_library, mode, args.clients, args.procs, args.duration,
+                                    args.serializer)
+            finally:
+                server.stop()
+            found[name] = (rate, cpu)
+            who = "aio.Proxy tasks" if mode.startswith("aio") else "%s threads" % client_library
+            rows.append([str(round_), "%s %s" % (library, servertype), "%d %s" % (args.clients, who),
+                         "%.0f" % rate, "%.1f" % cpu])
+            print(rows[-1], file=sys.stderr, flush=True)
+        if "asyncio" in found and "multiplex" in found:
+            (arate, acpu), (mrate, mcpu) = found["asyncio"], found["multiplex"]
+            ratios.append((arate / mrate, acpu / mcpu))
+    text = table(rows)
+    if ratios:
+        lines = ["", "asyncio / multiplex, same round:  calls/s ratio   CPU/call ratio"]
+        lines += ["  round %d                          %.2f            %.2f" % (n + 1, r, c)
+                  for n, (r, c) in enumerate(ratios)]
+        lines.append("  median                           %.2f            %.2f" % (
+            statistics.median(r for r, _ in ratios), statistics.median(c for _, c in ratios)))
+        text += "\n".join([""] + lines)
+    return text
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -266,7 +296,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--only", choices=["a", "b"])
+    parser.add_argument("--servers", help="comma-separated rows of (b): " + ", ".join(PLAN_B))
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of (b)")
     args = parser.parse_args(argv)
+    unknown = set(args.servers.split(",") if args.servers else ()) - set(PLAN_B)
+    if unknown:
+        parser.error("unknown --servers: %s" % ", ".join(sorted(unknown)))
     if args.only != "b":
         print("(a) one aio.Proxy with N concurrent tasks vs Pyro4 4.82 with N client threads (%s)\n" % args.serializer)
         print(part_a(args) + "\n")
