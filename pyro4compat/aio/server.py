@@ -61,6 +61,7 @@ log = logging.getLogger("Pyro4.aioserver")
 _MAX_QUEUED = 8          # complete messages a connection may have waiting before its reading pauses
 _CLOSE = object()        # a work item's verdict: close the connection after its replies
 _DRAIN_POLL = 0.02
+_RECV_BUFFER = 256 * 1024  # the loop's one receive buffer (asyncio's own receive size)
 
 
 class AioConnection(SocketConnection):
@@ -120,7 +121,7 @@ class AioConnection(SocketConnection):
     timeout = property(getTimeout, setTimeout)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     """One client: framing on the loop, one message at a time to the workers (module docstring)."""
 
     def __init__(self, server: "AsyncioServer") -> None:
@@ -147,7 +148,14 @@ class _Connection(asyncio.Protocol):
         self.conn = AioConnection(self, transport)
         self.server.connections.add(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.server.recv_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.server.recv_view[:nbytes])
+
+    def data_received(self, data: Any) -> None:
+        """What the socket gave (a view of the server's receive buffer, valid until this returns)."""
         self.heard_at = time.monotonic()
         self.reader.feed(data)
         while not self.lost:
@@ -304,6 +312,8 @@ class AsyncioServer:
         self.daemon: Any = None
         self.locationStr: Optional[str] = None
         self.connections: Set[_Connection] = set()
+        self.recv_buffer = bytearray(_RECV_BUFFER)   # every connection receives into it, on the loop
+        self.recv_view = memoryview(self.recv_buffer)
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
         self._completed: List[Tuple[Callable[..., Any], tuple]] = []   # workers' results for the loop
         self._completed_lock = threading.Lock()
