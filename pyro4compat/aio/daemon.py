@@ -110,15 +110,17 @@ async def _in_context(coro: Any, snapshot: Tuple[Any, ...], context: _TaskContex
 class _AsyncGenIterator:
     """A sync iterator over an async generator whose steps run on the loop (a remote iterator)."""
 
-    def __init__(self, agen: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._agen, self._loop = agen, loop
+    def __init__(self, agen: Any, loop: asyncio.AbstractEventLoop, transport: AsyncioServer) -> None:
+        self._agen, self._loop, self._transport = agen, loop, transport
 
     def __iter__(self) -> "_AsyncGenIterator":
         return self
 
     def __next__(self) -> Any:
         try:
-            return asyncio.run_coroutine_threadsafe(self._agen.__anext__(), self._loop).result()
+            future = asyncio.run_coroutine_threadsafe(self._agen.__anext__(), self._loop)
+            with self._transport.blocking():
+                return future.result()
         except StopAsyncIteration:
             raise StopIteration from None
 
@@ -187,14 +189,15 @@ class Daemon(_CoreDaemon):
         if loop is None:
             raise errors.DaemonError("async method called while the daemon is not being served")
         if kind == 2:
-            return lambda *args, **kwargs: _AsyncGenIterator(func(*args, **kwargs), loop)
+            return lambda *args, **kwargs: _AsyncGenIterator(func(*args, **kwargs), loop, transport)
 
         @functools.wraps(func)
         def run_on_loop(*args: Any, **kwargs: Any) -> Any:
             snapshot = _thread_context._snapshot()
             context = _TaskContext(snapshot)
             future = asyncio.run_coroutine_threadsafe(_in_context(func(*args, **kwargs), snapshot, context, transport.running), loop)
-            result = future.result()
+            with transport.blocking():   # queued work gets another worker meanwhile
+                result = future.result()
             _thread_context.response_annotations = context.response_annotations
             return result
 

@@ -19,15 +19,36 @@ streams, early ``MessageTooLargeError`` replies and error replies behave the sam
 loop. An ``async def`` method is handed back to the loop by ``aio.Daemon._pyroRunAsync`` and its
 worker waits for it (see docs/asyncio.rst for why, and what that costs).
 
+**Runners: as few workers as keep the work moving.** A connection with a message to serve
+puts its work (:meth:`_Connection._run`) on the server's run queue (``_runq``), which pool jobs
+called runners (:meth:`AsyncioServer._drain`) empty one job after another; the loop submits a
+runner to the pool only when none is runnable. Under the GIL more threads would not run more
+Python at once; each extra one costs a wake-up and a hand-over of the GIL at every syscall
+(this, not the calls, was most of the asyncio server's CPU per call with 100 clients), and a
+batch of messages read in one turn of the loop now costs one wake-up. A runner that is stuck (a
+plain method that blocks, or a long one) must not hold up the queue: while work is queued the
+loop checks every ``_STALL`` seconds (:meth:`AsyncioServer._check_stall`) whether any runner took
+a job meanwhile; when none did, the runners are *parked* (not counted as runnable) and a new one
+starts (unless one still waits for a pool thread: the pool's own stall rule is at work), so
+plain methods that wait for each other still meet, as on the thread server. A runner
+that waits for the loop (an ``async def`` call, an async generator's step) parks itself for the
+wait (:meth:`AsyncioServer.blocking`), so its queued work gets a runner at once. A runner leaves
+when the queue is empty, or when it finds another runnable one (a parked runner that finished
+its call): one runnable runner remains. A connection with more messages queued keeps its runner
+while no other connection waits, and otherwise goes to the back of the run queue (fair turns).
+The pool under the runners keeps its own limits (``THREADPOOL_SIZE`` soft, stall growth).
+
 **Order and back-pressure**: a connection has at most one worker; further complete messages
 queue on the connection (reading pauses past ``_MAX_QUEUED``), and the worker takes the next
 one itself when it is done with one (a pipelining client's requests run back to back without a
-trip through the loop). The connection's ``lock`` guards ``busy`` and the queue's head between
-the loop and that worker. A worker's replies are collected in the connection's outbox and
-written by the loop; completions that finish together reach the loop in one wake-up. While the
-transport's write buffer is over its high-water mark (a client that does not read) no further
-message of that connection is dispatched; with COMMTIMEOUT set such a client, and one that
-stalls mid-message or before its handshake, is closed after that long.
+trip through the loop) unless other connections wait for a runner. The connection's ``lock``
+guards ``busy`` and the queue's head between the loop and that worker; ``_runq_lock`` guards
+the run queue and the runners' counts between the loop and the runners. A worker's replies
+are collected in the connection's outbox and written by the loop; completions that finish
+together reach the loop in one wake-up. While the transport's write buffer is over its
+high-water mark (a client that does not read) no further message of that connection is
+dispatched; with COMMTIMEOUT set such a client, and one that stalls mid-message or before its
+handshake, is closed after that long.
 
 **Shutdown**: ``begin_shutdown`` stops accepting at once; ``serve`` answers what is in flight
 for up to ``SHUTDOWN_GRACE`` seconds, then closes every connection and returns. ``close`` skips
@@ -38,17 +59,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Iterator, List, Optional, Set, Tuple
 
 from .. import _frames, errors
 from .._sockio import SocketConnection
 from ..configuration import config
-from .._workers import WorkerPool
+from .._workers import WorkerPool, report_uncaught
 from ..futures import HARD_LIMIT
 from ..socketserver import (_client_disconnect, _close_listener, _housekeeping_interval, _listen,
                             _log_handshake_error, _log_request_error, _poll_timeout, _shutdown_grace)
@@ -62,6 +85,7 @@ _MAX_QUEUED = 8          # complete messages a connection may have waiting befor
 _CLOSE = object()        # a work item's verdict: close the connection after its replies
 _DRAIN_POLL = 0.02
 _RECV_BUFFER = 256 * 1024  # the loop's one receive buffer (asyncio's own receive size)
+_STALL = 0.01            # queued work waits this long for stuck runners before another one starts
 
 
 class AioConnection(SocketConnection):
@@ -223,7 +247,7 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             work = self.queue.popleft()
             self.busy = True
-        self.server.pool.submit(lambda: self._run(work))
+        self.server.run(functools.partial(self._run, work))
 
     def _run(self, work: Callable[[], Any]) -> None:
         """On a worker: this connection's messages through the daemon, in order, while more are queued.
@@ -254,6 +278,10 @@ class _Connection(asyncio.BufferedProtocol):
                     self.busy = False
             self.server.complete(self._done, conn.take_outbox(), verdict)
             if not more:
+                return
+            if self.server.others_waiting():   # take turns: this connection's next message queues behind them
+                conn.worker = None
+                self.server.run_later(functools.partial(self._run, work))
                 return
 
     def _done(self, outbox: List[bytes], verdict: Any) -> None:
@@ -304,6 +332,16 @@ class _Connection(asyncio.BufferedProtocol):
             self.conn._release_session()
 
 
+class _Runner:
+    """A worker draining the server's run queue; ``parked`` while stuck or waiting (not runnable)."""
+
+    __slots__ = ("parked", "started")
+
+    def __init__(self) -> None:
+        self.parked = False
+        self.started = False    # running on a pool thread (not waiting in the pool's queue)
+
+
 class AsyncioServer:
     """Transport server for ``aio.Daemon``: listening socket made at once, served by :meth:`serve`."""
 
@@ -318,6 +356,14 @@ class AsyncioServer:
         self._completed: List[Tuple[Callable[..., Any], tuple]] = []   # workers' results for the loop
         self._completed_lock = threading.Lock()
         self._completion_pending = False
+        self._runq: Deque[Callable[[], Any]] = collections.deque()   # connections' work waiting for a runner
+        self._runq_lock = threading.Lock()    # _runq, _runners, _runnable, _taken and runners' parked
+        self._runners: Set[_Runner] = set()
+        self._runnable = 0                    # runners not parked
+        self._taken = 0                       # jobs taken off _runq so far (the stall check's progress)
+        self._stall_seen = 0
+        self._stall_timer: Any = None         # the loop's pending stall check
+        self._local = threading.local()       # .runner: the runner the calling worker is
         self.pool = WorkerPool("pyro4compat-aio", max(config.THREADPOOL_SIZE, 1), one_wakeup=True,
                                hard_limit=max(config.THREADPOOL_SIZE, HARD_LIMIT), idle_timeout=1.0,
                                stall_interval=0.1)
@@ -438,6 +484,104 @@ class AsyncioServer:
             loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:
             pass   # the loop closed meanwhile: so did every connection
+
+    # --- the run queue: connections' work on as few workers as keep it moving --------------------
+
+    def run(self, job: Callable[[], Any]) -> None:
+        """On the loop: queue a connection's work; a runner starts only if none is runnable."""
+        with self._runq_lock:
+            self._runq.append(job)
+            runner = self._add_runner() if not self._runnable else None
+            if runner is None and self._stall_timer is None:
+                self._stall_seen = self._taken
+        if runner is not None:
+            self.pool.submit(functools.partial(self._drain, runner))
+        elif self._stall_timer is None and self.evloop is not None:
+            self._stall_timer = self.evloop.call_later(_STALL, self._check_stall)
+
+    def run_later(self, job: Callable[[], Any]) -> None:
+        """From a runner, which then goes on draining: queue ``job`` behind the work waiting."""
+        with self._runq_lock:
+            self._runq.append(job)
+
+    def others_waiting(self) -> bool:
+        return bool(self._runq)
+
+    def _add_runner(self) -> _Runner:
+        """(lock held) A runnable runner, to be submitted to the pool once the lock is released."""
+        runner = _Runner()
+        self._runners.add(runner)
+        self._runnable += 1
+        return runner
+
+    def _drain(self, runner: _Runner) -> None:
+        """A pool job: run queued work until the queue is empty or another runner is runnable too."""
+        self._local.runner = runner
+        lock, runq = self._runq_lock, self._runq
+        try:
+            while True:
+                with lock:
+                    runner.started = True
+                    if runner.parked:
+                        runner.parked = False
+                        self._runnable += 1
+                    if not runq or self._runnable > 1:
+                        self._runnable -= 1
+                        self._runners.discard(runner)
+                        return
+                    job = runq.popleft()
+                    self._taken += 1
+                try:
+                    job()
+                except BaseException:
+                    report_uncaught()
+                job = None   # type: ignore[assignment]
+        finally:
+            self._local.runner = None
+
+    def _check_stall(self) -> None:
+        """On the loop, every ``_STALL`` while work is queued: when no runner took any job meanwhile,
+        every runner is stuck in a call (or in a long one): they are parked and a new runner starts."""
+        self._stall_timer = None
+        with self._runq_lock:
+            if not self._runq:
+                return
+            runner = None
+            if self._taken != self._stall_seen:
+                self._stall_seen = self._taken
+            elif all(r.started for r in self._runners):   # else the pool's own stall rule applies
+                for stuck in self._runners:
+                    stuck.parked = True
+                self._runnable = 0
+                runner = self._add_runner()
+        if runner is not None:
+            self.pool.submit(functools.partial(self._drain, runner))
+        if self.evloop is not None:
+            self._stall_timer = self.evloop.call_later(_STALL, self._check_stall)
+
+    @contextlib.contextmanager
+    def blocking(self) -> Iterator[None]:
+        """Around a runner's wait for the loop (an ``async def`` call): it stops counting as
+        runnable meanwhile, so queued work gets another runner at once instead of after a stall."""
+        runner = getattr(self._local, "runner", None)
+        if runner is None or runner.parked:
+            yield
+            return
+        with self._runq_lock:
+            runner.parked = True
+            self._runnable -= 1
+            fresh = self._add_runner() if self._runq and not self._runnable else None
+        if fresh is not None:
+            self.pool.submit(functools.partial(self._drain, fresh))
+        try:
+            yield
+        finally:
+            with self._runq_lock:
+                if runner.parked:
+                    runner.parked = False
+                    self._runnable += 1
+
+    # --- completions ---------------------------------------------------------------------------
 
     def complete(self, callback: Callable[..., Any], *args: Any) -> None:
         """From a worker: run ``callback(*args)`` on the loop. Completions that arrive while the

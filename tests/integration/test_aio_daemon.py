@@ -106,6 +106,41 @@ def test_a_blocking_method_does_not_stall_the_loop():
         run(main)
 
 
+def test_plain_calls_of_other_clients_go_on_while_plain_calls_block():
+    """Plain calls run on few workers; one stuck in a call gets company, so others are served,
+    and plain calls that wait for each other (a rendezvous of ten clients) do not deadlock."""
+    daemon, service = served_service()
+
+    @core.expose
+    class Rendezvous:
+        def __init__(self) -> None:
+            self.arrived = threading.Barrier(10)
+
+        def meet(self) -> int:
+            return self.arrived.wait(WAIT)
+
+    daemon.register(Rendezvous(), "rendezvous")
+
+    async def main() -> None:
+        async with aio.Proxy(daemon.uriFor("service")) as blocker, aio.Proxy(daemon.uriFor("thing")) as other:
+            blocked = asyncio.ensure_future(blocker.blocking())
+            await asyncio.sleep(0.05)
+            start = time.monotonic()
+            assert await other.echo("meanwhile") == "meanwhile"
+            assert time.monotonic() - start < 1.0
+            assert not blocked.done()
+            service.gate.set()
+            assert await blocked == "unblocked"
+        proxies = [aio.Proxy(daemon.uriFor("rendezvous")) for _ in range(10)]
+        try:
+            assert sorted(await asyncio.gather(*[p.meet() for p in proxies])) == list(range(10))
+        finally:
+            for proxy in proxies:
+                await proxy._pyroReleaseAndWait()
+    with serving(daemon):
+        run(main)
+
+
 def test_serve_on_the_callers_loop_and_async_with():
     async def main() -> None:
         async with aio.Daemon(host=HOST) as daemon:
