@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import marshal
+import os
 import struct
 import uuid
+import warnings
 from typing import Any
 
 import pytest
@@ -183,6 +185,35 @@ def test_lookup_cache_invalidation(forget: Any) -> None:
 
 
 # --- correlation ids and the peer address -----------------------------------------------------------
+
+def test_fresh_correlation_ids_are_version_4_uuids_each_handed_out_once() -> None:
+    """They come from os.urandom a batch at a time (one syscall, one GIL release, per 256 calls)."""
+    ids = [dispatch._random_correlation_bytes() for _ in range(3 * dispatch._ID_BATCH + 7)]
+    assert len(set(ids)) == len(ids)
+    for raw in ids:
+        made = uuid.UUID(bytes=raw)
+        assert made.version == 4 and made.variant == uuid.RFC_4122
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_repeat_the_parents_correlation_ids() -> None:
+    dispatch._fresh_ids.clear()
+    dispatch._random_correlation_bytes()        # the parent now holds a batch
+    reader, writer = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: forking with threads about
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(writer, dispatch._random_correlation_bytes())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    child = os.read(reader, 16)
+    os.close(reader)
+    os.waitpid(pid, 0)
+    assert len(child) == 16 and child != dispatch._random_correlation_bytes()
+    assert child not in list(dispatch._fresh_ids)
 
 def test_correlation_id_is_built_lazily_from_the_request_bytes() -> None:
     context = _CallContext()
