@@ -152,7 +152,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.server = server
         self.daemon = server.daemon
         self.reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
-        self.queue: Deque[Callable[[], Any]] = collections.deque()
+        self.queue: Deque[Item] = collections.deque()   # received items waiting for this connection's worker
         self.frames = 0              # frames seen: the first must be the CONNECT
         self.connected = False
         self.busy = False            # a worker is serving this connection (guarded by lock)
@@ -181,13 +181,15 @@ class _Connection(asyncio.BufferedProtocol):
     def data_received(self, data: Any) -> None:
         """What the socket gave (a view of the server's receive buffer, valid until this returns)."""
         self.heard_at = time.monotonic()
-        self.reader.feed(data)
+        reader, queue = self.reader, self.queue
+        reader.feed(data)
+        hmac_key = hmac_key_of(self.daemon)
         while not self.lost:
-            item = next_item(self.reader, self.frames > 0, hmac_key_of(self.daemon))
+            item = next_item(reader, self.frames > 0, hmac_key)
             if item is None:
                 break
             self.frames += 1
-            self.queue.append(lambda item=item: self._serve_item(item))   # type: ignore[misc]
+            queue.append(item)
             if ends_stream(item):
                 self.transport.pause_reading()    # the stream lost its place: nothing after this is read
                 self.reading_paused = True
@@ -245,11 +247,11 @@ class _Connection(asyncio.BufferedProtocol):
         with self.lock:
             if self.busy or self.lost or self.write_paused_at is not None or not self.queue:
                 return
-            work = self.queue.popleft()
+            item = self.queue.popleft()
             self.busy = True
-        self.server.run(functools.partial(self._run, work))
+        self.server.run(functools.partial(self._run, item))
 
-    def _run(self, work: Callable[[], Any]) -> None:
+    def _run(self, item: Item) -> None:
         """On a worker: this connection's messages through the daemon, in order, while more are queued.
 
         Each message's replies go to the loop as soon as it is done; a pipelining client's next
@@ -260,7 +262,7 @@ class _Connection(asyncio.BufferedProtocol):
         while True:
             verdict = None
             try:
-                verdict = work()
+                verdict = self._serve_item(item)
             except BaseException as exc:   # as Pyro4: a remote sys.exit() ends this connection, not the server
                 if self.connected:
                     _log_request_error(log, exc, self.conn)
@@ -272,7 +274,7 @@ class _Connection(asyncio.BufferedProtocol):
                 more = (verdict is not _CLOSE and not self.lost and self.write_paused_at is None
                         and bool(self.queue))
                 if more:
-                    work = self.queue.popleft()
+                    item = self.queue.popleft()
                 else:
                     conn.worker = None
                     self.busy = False
@@ -281,7 +283,7 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             if self.server.others_waiting():   # take turns: this connection's next message queues behind them
                 conn.worker = None
-                self.server.run_later(functools.partial(self._run, work))
+                self.server.run_later(functools.partial(self._run, item))
                 return
 
     def _done(self, outbox: List[bytes], verdict: Any) -> None:
@@ -294,8 +296,8 @@ class _Connection(asyncio.BufferedProtocol):
         if self.lost:
             if not self.busy:
                 self._gone()
-        else:
-            self.kick()
+        elif self.queue or self.reading_paused:
+            self.kick()   # (else nothing to hand over or resume: only the loop adds to the queue)
 
     def write(self, chunks: List[bytes]) -> None:
         if not self.transport.is_closing():
@@ -470,7 +472,7 @@ class AsyncioServer:
                 connection.transport.abort()   # not reading, or part-way after the handshake
             else:
                 timeout = errors.TimeoutError("receiving: timeout")   # Pyro4's CONNECTFAIL text, then closed
-                connection.queue.append(lambda c=connection, item=timeout: c._serve_item(item))
+                connection.queue.append(timeout)
                 connection.kick()
 
     # --- from any thread -------------------------------------------------------------------------
