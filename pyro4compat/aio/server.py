@@ -491,15 +491,16 @@ class AsyncioServer:
 
     def run(self, job: Callable[[], Any]) -> None:
         """On the loop: queue a connection's work; a runner starts only if none is runnable."""
+        arm = self._stall_timer is None and self.evloop is not None   # (the timer is the loop's)
         with self._runq_lock:
             self._runq.append(job)
             runner = self._add_runner() if not self._runnable else None
-            if runner is None and self._stall_timer is None:
+            if arm:
                 self._stall_seen = self._taken
         if runner is not None:
             self.pool.submit(functools.partial(self._drain, runner))
-        elif self._stall_timer is None and self.evloop is not None:
-            self._stall_timer = self.evloop.call_later(_STALL, self._check_stall)
+        if arm:   # also behind a fresh runner: it may get stuck before it reaches the rest of the queue
+            self._stall_timer = self.evloop.call_later(_STALL, self._check_stall)   # type: ignore[union-attr]
 
     def run_later(self, job: Callable[[], Any]) -> None:
         """From a runner, which then goes on draining: queue ``job`` behind the work waiting."""
