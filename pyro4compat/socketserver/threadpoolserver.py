@@ -232,7 +232,7 @@ class SocketServer_Threadpool(_LoopGuard):
             elif key.data is _WAKING:
                 self._waker.drain()
                 self._adopt_returned()  # parked after the adoption above: its wake byte is gone now
-            else:
+            elif key.data.watched:   # not evicted earlier in this batch (by an accept before it)
                 self._activate(key.data)
         if self._commtimeout:
             self._sweep_idle(self._commtimeout)

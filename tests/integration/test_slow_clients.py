@@ -105,6 +105,37 @@ def test_handshake_backlog_closes_the_oldest(monkeypatch):
                 client.close()
 
 
+def test_eviction_of_a_connection_with_an_event_in_the_same_batch_keeps_the_loop_alive(monkeypatch):
+    """An accept that evicts a parked connection whose readable event is later in the same select batch.
+
+    The loop is driven by hand so both events are ready at once: the evicted connection's event
+    must be skipped, not served (its socket is closed by then), and the loop goes on.
+    """
+    config.SERVERTYPE = "thread"
+    monkeypatch.setattr(threadpoolserver, "PENDING_HANDSHAKES", 1)
+    daemon = core.Daemon(host=HOST, port=0)
+    server = daemon.transportServer
+    monkeypatch.setattr(server, "_linger", lambda: 0.0)   # park every new connection in the selector
+    clients: List[socket.socket] = []
+    try:
+        address = daemon.sock.getsockname()
+        clients.append(socket.create_connection(address, timeout=WAIT))
+        server._run_once(WAIT)          # accepts and parks the first connection
+        clients.append(socket.create_connection(address, timeout=WAIT))   # listener ready first ...
+        clients[0].sendall(b"P")                                          # ... then the parked one
+        deadline = time.monotonic() + WAIT
+        while len(server._selector.select(0)) < 2:
+            assert time.monotonic() < deadline, "the two events never became ready together"
+        server._run_once(0)             # accept evicts the first; its stale event must be skipped
+        assert clients[0].recv(10) == b""       # closed by the eviction
+        clients[1].sendall(connect_bytes())
+        server._run_once(WAIT)          # the survivor is still served
+    finally:
+        for client in clients:
+            client.close()
+        daemon.close()
+
+
 def test_commtimeout_closes_a_connection_that_stalls_mid_message(servertype):
     config.COMMTIMEOUT = 0.3
     with served_target("daemon") as target:
