@@ -1,0 +1,280 @@
+"""One client connection of the asyncio server: the protocol on the loop, the work on a runner.
+
+:class:`_Connection` is the ``asyncio.BufferedProtocol`` for one client (framing and
+validation on the loop, its messages served one at a time by a runner of the server), and
+:class:`AioConnection` what dispatch and user code see as that client's connection. How they
+meet the loop, the run queue and the workers is the theory of operation in
+:mod:`pyro4compat.aio.server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Deque, List, Optional
+
+from .. import _frames, errors
+from .._sockio import SocketConnection
+from ..configuration import config
+from ..socketserver import _client_disconnect, _log_handshake_error, _log_request_error
+from ..socketserver._receiving import Item, ends_stream, hmac_key_of, next_item
+
+if TYPE_CHECKING:
+    from .server import AsyncioServer
+
+__all__ = ["AioConnection"]
+
+log = logging.getLogger("Pyro4.aioserver")
+
+_MAX_QUEUED = 8          # complete messages a connection may have waiting before its reading pauses
+_CLOSE = object()        # a work item's verdict: close the connection after its replies
+
+
+class AioConnection(SocketConnection):
+    """What dispatch and user code see as the client connection (``current_context.client``).
+
+    Same attributes as a ``SocketConnection`` (``pyroInstances``, ``tracked_resources``,
+    ``sock``, ``peer_address()``, ``family()``, ``getpeercert()``); ``send`` from the worker that
+    serves this connection's message goes to the outbox, from anywhere else straight to the loop.
+    """
+
+    def __init__(self, owner: "_Connection", transport: Any) -> None:
+        super().__init__(transport.get_extra_info("socket"))
+        self._owner = owner
+        self._transport = transport
+        self._outbox: List[bytes] = []
+        self.worker: Optional[int] = None
+        peer = transport.get_extra_info("peername")
+        if peer is not None:
+            self._peer = (self.sock, peer)
+
+    def send(self, data: Any) -> None:
+        if self._owner.lost:
+            raise errors.ConnectionClosedError("sending: connection lost")
+        if self.worker == threading.get_ident():
+            self._outbox.append(bytes(data))
+        else:
+            self._owner.server.call_soon(self._owner.write, [bytes(data)])
+
+    def send_buffers(self, buffers: Any) -> None:
+        for buffer in buffers:
+            self.send(buffer)
+
+    def recv(self, size: int) -> bytes:
+        """Never reads the socket (the loop does): whole messages wait in ``_pyroReceived``."""
+        raise errors.ConnectionClosedError("receiving: not enough data")
+
+    def take_outbox(self) -> List[bytes]:
+        outbox, self._outbox = self._outbox, []
+        return outbox
+
+    def close(self) -> None:
+        self._owner.server.call_soon(self._owner.close_now)
+
+    def __del__(self) -> None:
+        pass
+
+    def getpeercert(self) -> Any:
+        ssl_object = self._transport.get_extra_info("ssl_object")
+        return ssl_object.getpeercert() if ssl_object is not None else None
+
+    def setTimeout(self, timeout: Optional[float]) -> None:
+        pass  # COMMTIMEOUT is enforced by the server's sweep
+
+    def getTimeout(self) -> Optional[float]:
+        return config.COMMTIMEOUT or None
+
+    timeout = property(getTimeout, setTimeout)
+
+
+class _Connection(asyncio.BufferedProtocol):
+    """One client: framing on the loop, one message at a time to the workers (module docstring)."""
+
+    def __init__(self, server: "AsyncioServer") -> None:
+        self.server = server
+        self.daemon = server.daemon
+        self.reader = _frames.FrameReader(config.MAX_MESSAGE_SIZE, discard_oversized=True)
+        self.queue: Deque[Item] = collections.deque()   # received items waiting for this connection's worker
+        self.frames = 0              # frames seen: the first must be the CONNECT
+        self.connected = False
+        self.busy = False            # a worker is serving this connection (guarded by lock)
+        self.lock = threading.Lock()  # busy and the queue's head, between the loop and the worker
+        self.unsent = 0              # completions a worker handed to the loop, not yet written
+        self.lost = False
+        self.reading_paused = False
+        self.write_paused_at: Optional[float] = None
+        self.heard_at = time.monotonic()
+        self.transport: Any = None
+        self.conn: Any = None
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.conn = AioConnection(self, transport)
+        self.server.connections.add(self)
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.server.recv_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.server.recv_view[:nbytes])
+
+    def data_received(self, data: Any) -> None:
+        """What the socket gave (a view of the server's receive buffer, valid until this returns)."""
+        self.heard_at = time.monotonic()
+        reader, queue = self.reader, self.queue
+        reader.feed(data)
+        hmac_key = hmac_key_of(self.daemon)
+        while not self.lost:
+            item = next_item(reader, self.frames > 0, hmac_key)
+            if item is None:
+                break
+            self.frames += 1
+            queue.append(item)
+            if ends_stream(item):
+                self.transport.pause_reading()    # the stream lost its place: nothing after this is read
+                self.reading_paused = True
+                break
+        if len(self.queue) >= _MAX_QUEUED and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self.kick()
+
+    def eof_received(self) -> Optional[bool]:
+        return None   # close our side too
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if not self.transport.is_closing():
+            self.transport.abort()   # TLS before Python 3.11: a peer's EOF leaves this transport "open"
+        self.server.connections.discard(self)
+        with self.lock:
+            self.lost = True
+            self.queue.clear()
+            busy = self.busy
+        if not busy:
+            self._gone()   # else the worker's last completion does it
+
+    def pause_writing(self) -> None:
+        self.write_paused_at = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        self.kick()
+
+    # --- work ------------------------------------------------------------------------------------
+
+    def _serve_item(self, item: Item) -> Any:
+        """On a worker: the handshake or ``daemon.handleRequest`` for one received item (a message,
+        or the receive error that stands for one), as the socket servers do; the verdict says
+        whether the connection ends here."""
+        conn = self.conn
+        conn._pyroReceived = item
+        try:
+            if self.connected:
+                self.daemon.handleRequest(conn)
+            elif self.daemon._handshake(conn):
+                self.connected = True
+            else:
+                return _CLOSE
+        finally:
+            conn._pyroReceived = None
+        return _CLOSE if ends_stream(item) else None
+
+    def kick(self) -> None:
+        """Hand the next queued message to a worker, unless one is in flight or writing is stuck."""
+        if self.reading_paused and len(self.queue) < _MAX_QUEUED // 2 and not self.server.stopping:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        with self.lock:
+            if self.busy or self.lost or self.write_paused_at is not None or not self.queue:
+                return
+            item = self.queue.popleft()
+            self.busy = True
+        self.server.run(functools.partial(self._run, item))
+
+    def _run(self, item: Item) -> None:
+        """On a worker: this connection's messages through the daemon, in order, while more are queued.
+
+        Each message's replies go to the loop as soon as it is done; a pipelining client's next
+        message is taken from the queue right here (under ``lock``), without a trip through the loop.
+        """
+        conn = self.conn
+        conn.worker = threading.get_ident()
+        while True:
+            verdict = None
+            try:
+                verdict = self._serve_item(item)
+            except BaseException as exc:   # as Pyro4: a remote sys.exit() ends this connection, not the server
+                if self.connected:
+                    _log_request_error(log, exc, self.conn)
+                else:
+                    _log_handshake_error(log, exc)
+                verdict = _CLOSE
+            with self.lock:
+                self.unsent += 1
+                more = (verdict is not _CLOSE and not self.lost and self.write_paused_at is None
+                        and bool(self.queue))
+                if more:
+                    item = self.queue.popleft()
+                else:
+                    conn.worker = None
+                    self.busy = False
+            self.server.complete(self._done, conn.take_outbox(), verdict)
+            if not more:
+                return
+            if self.server.others_waiting():   # take turns: this connection's next message queues behind them
+                conn.worker = None
+                self.server.run_later(functools.partial(self._run, item))
+                return
+
+    def _done(self, outbox: List[bytes], verdict: Any) -> None:
+        with self.lock:
+            self.unsent -= 1
+        if outbox:
+            self.write(outbox)
+        if verdict is _CLOSE:
+            self.close_now()
+        if self.lost:
+            if not self.busy:
+                self._gone()
+        elif self.queue or self.reading_paused:
+            self.kick()   # (else nothing to hand over or resume: only the loop adds to the queue)
+
+    def write(self, chunks: List[bytes]) -> None:
+        if not self.transport.is_closing():
+            self.transport.writelines(chunks) if len(chunks) > 1 else self.transport.write(chunks[0])
+
+    def in_flight(self) -> bool:
+        """A message of this connection is queued, being served, or its reply not yet written."""
+        return self.busy or bool(self.queue) or self.unsent > 0
+
+    def stalled(self, now: float, commtimeout: float) -> bool:
+        """Silent for COMMTIMEOUT mid-message or before the handshake, or not reading its replies."""
+        if self.write_paused_at is not None and now - self.write_paused_at > commtimeout:
+            return True
+        if self.in_flight():
+            return False
+        return now - self.heard_at > commtimeout and (self.frames == 0 or self.reader.in_frame)
+
+    def close_now(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _gone(self) -> None:
+        """The connection ended and no message of it is in flight: the daemon's hook, once."""
+        if self.connected:
+            self.connected = False
+            conn, daemon = self.conn, self.daemon
+
+            def disconnect() -> None:
+                _client_disconnect(log, daemon, conn)
+                conn._release_session()
+
+            self.server.pool.submit(disconnect)
+        else:
+            self.conn._release_session()
