@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Union
 
-from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, check_message_size,
-                        decode_annotations, discard_limit, header_fields, max_size_text, unpack_header)
+from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, decode_annotations,
+                        discard_limit, max_size_text, unpack_header)
 from .errors import MessageTooLargeError, ProtocolError
 
 __all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
@@ -91,8 +91,8 @@ class FrameReader:
     fed, and joined once when the last one arrives (a single piece is used as it is). While
     :attr:`gathering` is true, a caller that feeds ``bytes`` objects of at most
     ``bytes_needed`` (``sock.recv(bytes_needed)``, say) has them kept without any copy when
-    they are 64 KiB or more; smaller pieces and other buffers are copied once. That spares a multi-megabyte payload the trip through the
-    growing byte buffer and the copy out of it.
+    they are 64 KiB or more; smaller pieces and other buffers are copied once. That spares a
+    multi-megabyte payload the trip through the growing byte buffer and the copy out of it.
 
     The usual small request arrives whole, alone, into a reader holding nothing: ``feed`` then
     takes it apart at once (the same header checks, the payload copied straight out of ``data``)
@@ -138,17 +138,15 @@ class FrameReader:
     def _take_whole(self, data: BytesLike) -> bool:
         """Keep ``data`` as the next frame when it is exactly one, within the limit; else False (buffer it)."""
         try:
-            fields = header_fields(data[:HEADER_SIZE])
+            header = unpack_header(data[:HEADER_SIZE])
+            total = header[3] + header[5]   # data_size + annotations_size
+            if HEADER_SIZE + total != len(data) or 0 < self.max_message_size < total:
+                return False
+            anns_end = HEADER_SIZE + header[5]
+            annotations = decode_annotations(data[HEADER_SIZE:anns_end]) if header[5] else {}
         except ProtocolError:
             return False        # the buffered path raises it, in its order
-        anns_end = HEADER_SIZE + fields[5]
-        if anns_end + fields[3] != len(data) or 0 < self.max_message_size < fields[3] + fields[5]:
-            return False
-        try:
-            annotations = decode_annotations(data[HEADER_SIZE:anns_end]) if anns_end > HEADER_SIZE else {}
-        except ProtocolError:
-            return False
-        self._whole = _new_tuple(Frame, (_new_tuple(Header, fields), annotations, bytes(data[anns_end:])))
+        self._whole = _new_tuple(Frame, (header, annotations, bytes(data[anns_end:])))
         return True
 
     def _gather(self, data: BytesLike) -> BytesLike:
@@ -286,11 +284,12 @@ class FrameReader:
         if not 0 < max_size < header[3] + header[5]:    # data_size + annotations_size: the usual case
             self._header = header
             return header
+        too_large = MessageTooLargeError(max_size_text(header.total_size, max_size))
         if not self.discard_oversized:
-            check_message_size(header.data_size, header.annotations_size, max_size)   # raises
+            raise too_large
         buffer = self._buffer
         if header.total_size > discard_limit(max_size):
-            self._broken = MessageTooLargeError(max_size_text(header.total_size, max_size))
+            self._broken = too_large
             del buffer[:]
             self._skipping = Oversized(header, False)
             return header

@@ -13,9 +13,9 @@ A message on the wire is::
 and each annotation chunk is ``4-byte ASCII key | 2-byte big-endian length | value``.
 
 Sending: :func:`encode_head` gives a message's header plus annotation chunks (``Message`` sends
-that, and the byte-level tests test it); the payload follows untouched. Small messages go out as one buffer (:func:`wire_chunks` joins them, which keeps
-Nagle's algorithm from delaying the reply); large payloads are sent after the head without being
-copied into a new buffer.
+that, and the byte-level tests test it); the payload follows untouched. Small messages go out
+as one buffer (:func:`wire_chunks` joins them, which keeps Nagle's algorithm from delaying the
+reply); large payloads are sent after the head without being copied into a new buffer.
 
 Receiving: :mod:`pyro4compat._frames` builds its frame reader, the only one, on the header and
 annotation functions here.

@@ -16,8 +16,9 @@ feeds whatever arrived; a blocking reader (:func:`read_message`: proxies, the ex
 server, ``Message.recv``) pulls through ``FrameReader.receive``: exactly the header, the
 annotations and the payload, so the reader is empty again after every message (a
 ``SocketConnection`` keeps it for its next receive). A server that read ahead leaves the next
-message, or the error receiving it met, in the connection's ``_pyroReceived`` attribute and :meth:`Message.recv` (and so
-``Daemon.handleRequest``) takes it from there instead of reading the socket (:func:`_take_received`).
+message, or the error receiving it met, in the connection's ``_pyroReceived`` attribute and
+:meth:`Message.recv` (and so ``Daemon.handleRequest``) takes it from there instead of reading
+the socket (:func:`_take_received`).
 The allocator tuning for large payloads (:mod:`._large_buffers`) only runs for a message that
 passed the size limit and its HMAC check.
 """
@@ -205,6 +206,11 @@ def message_from_frame(frame: _frames.Frame, hmac_key: Optional[bytes]) -> Messa
     return msg
 
 
+def _header_message(header: proto.Header, hmac_key: Optional[bytes]) -> Message:
+    """A message of just this header: the ``pyroMsg`` of an error met before its body was read."""
+    return message_from_frame(_frames.Frame(header, {}, b""), hmac_key)
+
+
 def receive_problem(msg: Message, allowed: Optional[Container[int]],
                     hmac_key: Optional[bytes]) -> Optional[Exception]:
     """The error a received message stands for (a type not ``allowed``, a bad HMAC), or None."""
@@ -229,7 +235,7 @@ def oversized_error(event: _frames.Oversized, max_size: int) -> MessageTooLargeE
     """
     exc = MessageTooLargeError(proto.max_size_text(event.header.total_size, max_size))
     log.error("%s (seq %d)", exc, event.header.seq)
-    exc.pyroMsg = message_from_frame(_frames.Frame(event.header, {}, b""), None)  # type: ignore[attr-defined]
+    exc.pyroMsg = _header_message(event.header, None)  # type: ignore[attr-defined]
     exc._pyroDiscarded = event.in_step  # type: ignore[attr-defined]
     exc._pyroEarly = True  # type: ignore[attr-defined]
     return exc
@@ -251,7 +257,7 @@ def _with_header(exc: ProtocolError, reader: _frames.FrameReader, hmac_key: Opti
     """``exc`` with the header it concerns attached as ``pyroMsg`` (e.g. bad annotations after a sound header)."""
     header = reader.pending_header
     if header is not None and not hasattr(exc, "pyroMsg"):
-        exc.pyroMsg = message_from_frame(_frames.Frame(header, {}, b""), hmac_key)  # type: ignore[attr-defined]
+        exc.pyroMsg = _header_message(header, hmac_key)  # type: ignore[attr-defined]
     return exc
 
 

@@ -241,11 +241,6 @@ class Daemon:
 
     def handleRequest(self, conn: Any) -> None:
         """Receive one message from ``conn`` and answer it (the socket servers have it waiting there)."""
-        msg = getattr(conn, "_pyroReceived", None)
-        if type(msg) is dispatch.Message:   # the usual case, what receive_message would return
-            conn._pyroReceived = None
-            dispatch.handle_request(self, conn, msg)
-            return
         try:
             msg = dispatch.receive_message(self, conn, dispatch.REQUEST_TYPES)
         except errors.MessageTooLargeError as exc:

@@ -172,17 +172,15 @@ def _send_result(daemon: Any, conn: Any, payload: Any, serializer_id: int, flags
     no size limit in reach) is encoded straight to bytes, without building the Message.
     """
     annotations = daemon._response_annotations()
+    current_context.response_annotations = {}
     hmac_key = daemon._pyroHmacKey
     max_size = config.MAX_MESSAGE_SIZE
     if (hmac_key or config.LOGWIRE or len(payload) >= SEND_JOIN_LIMIT
             or (max_size > 0 and len(payload) + annotations_size(annotations) > max_size)):
         reply = Message(MSG_RESULT, payload, serializer_id, flags, seq, annotations=annotations, hmac_key=hmac_key)
-        current_context.response_annotations = {}
         _send(daemon, conn, reply, "daemon wiredata sending")
         return
-    head = encode_head(MSG_RESULT, flags, seq, len(payload), serializer_id, annotations)
-    current_context.response_annotations = {}
-    conn.send(head + payload)
+    conn.send(encode_head(MSG_RESULT, flags, seq, len(payload), serializer_id, annotations) + payload)
 
 
 # --- connection handshake ------------------------------------------------------------------------
@@ -362,10 +360,7 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
     flags, seq, serializer_id = msg.flags, msg.seq, msg.serializer_id
     callback = [False]  # set by _call once the target method is known
     try:
-        if "CORR" in msg.annotations:
-            _set_correlation_id(msg.annotations)
-        else:
-            current_context._set_correlation_bytes(_random_correlation_bytes())
+        _set_correlation_id(msg.annotations)
         if config.LOGWIRE:
             log_wiredata(log, "daemon wiredata received", msg)
         if msg.type == MSG_PING:

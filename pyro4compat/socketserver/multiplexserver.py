@@ -58,7 +58,6 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .._star import lazy_modules
 from .. import _busypoll, _frames, errors, socketutil
-from ..message import Message
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _shutdown_grace, _Waker)
@@ -349,7 +348,7 @@ class SocketServer_Multiplex(_LoopGuard):
             return
         finally:
             conn._pyroReceived = None
-        if type(item) is not Message and ends_stream(item):
+        if ends_stream(item):
             self._drop(client, None)
         elif tls and client.conn in self._clients:
             conn.sock.setblocking(False)
