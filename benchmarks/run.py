@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import aio_bench  # beside this file: run.py runs as a script, so its folder is on sys.path
 
@@ -191,20 +191,13 @@ def measure_main(args: argparse.Namespace, figures: List[str]) -> List[Dict[str,
 
 def measure_figure(args: argparse.Namespace, clients: Dict[str, Worker], servers: Dict[str, Worker],
                    figure: str, serializer: str, servertype: str) -> Dict[str, Any]:
-    runs: Dict[str, List[Dict[str, Any]]] = {lib: [] for lib in LIBRARIES}
-    errors: Dict[str, str] = {}
     started = time.perf_counter()
-    for _ in range(args.repeat):
-        for lib in LIBRARIES:
-            if lib in errors:
-                continue
-            result = clients[lib].request(job_for(servers[lib], figure, serializer, args.duration))
-            if "error" in result:
-                errors[lib] = result["error"].strip().splitlines()[-1]
-                print("  %s %s/%s/%s failed: %s" % (lib, figure, serializer, servertype, errors[lib]),
-                      file=sys.stderr)
-            else:
-                runs[lib].append(result)
+
+    def measure_one(lib: str) -> Any:
+        result = clients[lib].request(job_for(servers[lib], figure, serializer, args.duration))
+        return result["error"].strip().splitlines()[-1] if "error" in result else result
+
+    runs, errors = _alternate(args.repeat, "%s/%s/%s" % (figure, serializer, servertype), measure_one)
     row: Dict[str, Any] = {"figure": figure, "serializer": serializer, "servertype": servertype,
                            "unit": UNITS.get(figure, "calls/s"), "errors": errors}
     for lib in LIBRARIES:
@@ -313,18 +306,12 @@ def measure_many(args: argparse.Namespace) -> List[Dict[str, Any]]:
 def _many_row(args: argparse.Namespace, workers: Dict[str, List[Worker]], servertype: str, mode: str,
               serializer: str) -> Dict[str, Any]:
     started = time.perf_counter()
-    runs: Dict[str, List[Dict[str, Any]]] = {lib: [] for lib in LIBRARIES}
-    errors: Dict[str, str] = {}
-    for _ in range(args.repeat):
-        for lib in LIBRARIES:
-            if lib in errors:
-                continue
-            result = measure_many_once(workers[lib], serializer, args.many_duration)
-            if "error" in result:
-                errors[lib] = result["error"]
-                print("  %s %s/%s/%s failed: %s" % (lib, MANY, serializer, servertype, errors[lib]), file=sys.stderr)
-            else:
-                runs[lib].append(result)
+
+    def measure_one(lib: str) -> Any:
+        result = measure_many_once(workers[lib], serializer, args.many_duration)
+        return result["error"] if "error" in result else result
+
+    runs, errors = _alternate(args.repeat, "%s/%s/%s" % (MANY, serializer, servertype), measure_one)
     row: Dict[str, Any] = {"figure": MANY, "servertype": servertype, "serializer": serializer,
                            "busypoll": mode, "errors": errors}
     for lib in LIBRARIES:
@@ -363,21 +350,16 @@ def _aio_row(args: argparse.Namespace, servers: Dict[str, aio_bench.Server], ser
              figure: str, mode: str, count: int, procs: int) -> Dict[str, Any]:
     started = time.perf_counter()
     modes = {"pyro4compat": mode, "Pyro4": "threads"}
-    runs: Dict[str, List[Tuple[float, float]]] = {lib: [] for lib in LIBRARIES}
-    errors: Dict[str, str] = {}
-    for _ in range(args.repeat):
-        for lib in LIBRARIES:
-            if lib in errors:
-                continue
-            try:
-                result = aio_bench.measure(servers[lib], lib, modes[lib], count, procs, args.many_duration,
-                                           serializer, AIO_SETUP)
-                if not result[0]:
-                    raise RuntimeError("no call in the window")
-                runs[lib].append(result)
-            except Exception as exc:  # a client process failed or hung: the row says so, the run goes on
-                errors[lib] = "%s: %s" % (type(exc).__name__, exc)
-                print("  %s %s/%s/%s failed: %s" % (lib, figure, serializer, servertype, errors[lib]), file=sys.stderr)
+
+    def measure_one(lib: str) -> Any:
+        try:
+            result = aio_bench.measure(servers[lib], lib, modes[lib], count, procs, args.many_duration,
+                                       serializer, AIO_SETUP)
+        except Exception as exc:  # a client process failed or hung: the row says so, the run goes on
+            return "%s: %s" % (type(exc).__name__, exc)
+        return result if result[0] else "RuntimeError: no call in the window"
+
+    runs, errors = _alternate(args.repeat, "%s/%s/%s" % (figure, serializer, servertype), measure_one)
     row: Dict[str, Any] = {"figure": figure, "serializer": serializer, "servertype": "asyncio/" + servertype,
                            "unit": "calls/s", "errors": errors, "target": None, "clients": count,
                            "processes": procs, "client_modes": modes}
@@ -394,6 +376,28 @@ def _aio_row(args: argparse.Namespace, servers: Dict[str, aio_bench.Server], ser
               % (figure, serializer, row["servertype"], _fmt_ratio(row["ratio"]), _fmt_ratio(row["cpu_ratio"]),
                  time.perf_counter() - started), file=sys.stderr, flush=True)
     return row
+
+
+def _alternate(repeat: int, label: str,
+               measure_one: Callable[[str], Any]) -> Tuple[Dict[str, List[Any]], Dict[str, str]]:
+    """``repeat`` rounds of ``measure_one(lib)`` for each library in turn, so drift hits both alike.
+
+    ``measure_one`` returns a measurement, or the text of what failed: that library is then left
+    out of the later rounds and the failure printed (the row shows it as an error).
+    """
+    runs: Dict[str, List[Any]] = {lib: [] for lib in LIBRARIES}
+    errors: Dict[str, str] = {}
+    for _ in range(repeat):
+        for lib in LIBRARIES:
+            if lib in errors:
+                continue
+            result = measure_one(lib)
+            if isinstance(result, str):
+                errors[lib] = result
+                print("  %s %s failed: %s" % (lib, label, result), file=sys.stderr)
+            else:
+                runs[lib].append(result)
+    return runs, errors
 
 
 def _median(values: List[Optional[float]]) -> Optional[float]:
