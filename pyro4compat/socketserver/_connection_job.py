@@ -41,6 +41,7 @@ _client_disconnect_lock = threading.Lock()   # serializes daemon._clientDisconne
 
 _REST_WAIT = 0.002          # a worker's wait for more of a message that arrives steadily ...
 _STEADY_BYTES = 16 * 1024   # ... at least this much per receive (a large payload, not a trickle)
+_MAX_LINGER_SKIPS = 64      # requests without lingering after repeated empty windows, at most
 
 
 def _has_poll() -> bool:
@@ -74,7 +75,11 @@ class ClientConnectionJob(object):
         self.ready: Optional[Item] = None
         self.connected = False      # handshake completed (only then does _clientDisconnect apply)
         self.ended = False          # _finish ran: the server counts this connection as open until then
-        self.watched = False        # in the loop thread's selector (only the loop thread changes it)
+        self.watched = False        # parked: watched for its next bytes (see _parking)
+        self.armed = False          # its descriptor is in the epoll parking set (see _parking)
+        self.fd = self.csock.sock.fileno()
+        self._linger_skips = 0      # requests left that don't linger (see _serve_while_busy)
+        self._linger_backoff = 1
         self.evicted = False        # one too many without a handshake: to be closed (see _evict)
         self.heard_at = time.monotonic()   # parked, or bytes arrived: the COMMTIMEOUT sweep's clock
         self._poller: Any = None
@@ -94,7 +99,11 @@ class ClientConnectionJob(object):
         """Handshake and requests while whole ones keep coming; True when the connection ended, False if parked."""
         server = self.server
         while not server._closed:
-            item = self._next_item(server._linger())
+            if self._linger_skips:
+                self._linger_skips -= 1
+                item = self._next_item(0.0)
+            else:
+                item = self._lingered_item(server._linger())
             if item is None:
                 server._park(self)      # nothing whole within the linger window: the reader keeps the rest
                 return False
@@ -104,6 +113,23 @@ class ClientConnectionJob(object):
                 return True
         self._finish()
         return False
+
+    def _lingered_item(self, linger: float) -> Optional[Item]:
+        """``_next_item(linger)``, learning whether lingering pays for this client.
+
+        A client whose next call comes later than the window (many clients sharing the
+        machine, a slow network, a client thinking) only costs the worker a wake-up per call
+        there: after a window that saw nothing the next requests skip lingering (1, 2, 4 ... up
+        to 64 of them), one that catches a request brings lingering back at once.
+        """
+        item = self._next_item(linger)
+        if linger:
+            if item is not None:
+                self._linger_backoff = 1
+            elif not self.reader.buffered:
+                self._linger_skips = self._linger_backoff
+                self._linger_backoff = min(self._linger_backoff * 2, _MAX_LINGER_SKIPS)
+        return item
 
     def _next_item(self, linger: float) -> Optional[Item]:
         """The next whole message (or receive error), received within ``linger`` seconds; None: not yet.

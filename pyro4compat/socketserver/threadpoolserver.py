@@ -6,7 +6,8 @@ Pyro4 gives every connection a worker for its whole life, so ``THREADPOOL_SIZE``
 exhaust the server. Here a connection only holds a worker while it has work:
 
 * **The loop thread** (whoever runs :meth:`SocketServer_Threadpool.loop`, or an external loop
-  through :meth:`~SocketServer_Threadpool.events`) owns the selector. It watches the listening
+  through :meth:`~SocketServer_Threadpool.events`) waits on the parking set (:mod:`._parking`:
+  epoll on Linux, a selector elsewhere). It watches the listening
   socket, a waker socket pair and every *parked* connection, and never blocks on a client:
   ``accept`` and every receive are non-blocking. A new connection goes to a worker at once
   while workers are to spare (the worker lingers for its CONNECT, as for a next request),
@@ -16,7 +17,7 @@ exhaust the server. Here a connection only holds a worker while it has work:
   handshake, non-blocking, advances the same way): a client that trickles its bytes costs
   buffer space, never a thread. At most ``PENDING_HANDSHAKES`` connections may be without a
   completed handshake; for each one more, the oldest is closed (logged once).
-* **A connection is in exactly one place** at any time: parked in the selector, queued in the
+* **A connection is in exactly one place** at any time: parked, queued in the
   pool, or held by one worker. That is what keeps the calls of one connection strictly in order
   with never two of them in flight, and its reader touched by one thread at a time.
 * **A worker** (:class:`ClientConnectionJob` ``__call__``) takes the next whole message from
@@ -27,11 +28,13 @@ exhaust the server. Here a connection only holds a worker while it has work:
   (a busy-poll first, see :mod:`.._busypoll`, then a poll), else none, receiving without
   blocking what comes; a partial message stays in the reader when the window closes (the
   window only grows, ``_REST_WAIT`` at a time, while a large message arrives at
-  ``_STEADY_BYTES`` or more per receive). Otherwise it parks the connection again (queue + one
-  byte on the waker; only the loop thread touches the selector). The loop adopts the queue at
-  the start of a pass *and* after draining the waker: a connection parked in between would
-  otherwise have lost its wake byte, which an external loop never recovers. A small request
-  that arrives whole costs the same as before this design: one readiness wait, one receive.
+  ``_STEADY_BYTES`` or more per receive). Otherwise it parks the connection again: on Linux it
+  re-arms it in the epoll set itself, elsewhere it queues it for the loop thread with a wake
+  byte (see :mod:`._parking` for why both are safe). An external loop is woken either way: its
+  list of ``sockets`` lacks the parked connection. A client whose next call keeps missing the
+  window stops being lingered for (1, 2, 4 ... 64 requests, reset by a caught one): on a server
+  with many clients the window only cost a wake-up per call. A small request that arrives whole
+  costs what it did before this design: one readiness wait, one receive.
 * **Oversized requests** are answered on their header (see :mod:`._receiving`): the reply goes
   out before the body arrives, the body is then dropped as it comes or the connection closed.
 * **Reconnecting clients**: a worker whose connection just ended, while it is the only busy
@@ -58,13 +61,13 @@ exhaust the server. Here a connection only holds a worker while it has work:
   ``shutdown()`` closes the listening socket at once; while ``loop`` runs, open connections
   are served on for the grace (see ``_LoopGuard``): ``_open`` counts accepted connections
   until their ``_finish``, and the last one to finish wakes the loop. ``close()`` (directly,
-  or when the grace ends) tears the rest down (parked connections, selector, pool,
+  or when the grace ends) tears the rest down (parked connections, parking set, pool,
   housekeeper) by the last thread leaving ``loop``/``events``, or right away when none is
   inside. A busy worker finishes its request (its reply is still sent), then finds the server
   closed and closes its connection. No thread ever joins itself.
 
 Locks: ``_lock`` guards ``_closed``, ``_inside``, ``_looping``, ``_open``, ``_unconnected``,
-``_drain_until`` and the queue of connections being parked;
+``_drain_until``, and is held around each park so teardown never misses a parked connection;
 ``_client_disconnect_lock`` serializes ``daemon._clientDisconnect`` calls, as in Pyro4.
 """
 
@@ -78,8 +81,7 @@ import socket
 import sys
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .. import errors, socketutil
 from .._star import lazy_modules
@@ -88,6 +90,7 @@ from ..configuration import config
 from . import (_LoopGuard, _close_listener, _housekeeping_interval, _listen, _poll_timeout, _prepare_accepted,
                _shutdown_grace, _Waker)
 from ._connection_job import ClientConnectionJob, _client_disconnect_lock  # noqa: F401 (Pyro4 has the name here)
+from ._parking import make_parking
 from .threadpool import NoFreeWorkersError, Pool, PoolError
 
 # Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
@@ -138,7 +141,7 @@ class SocketServer_Threadpool(_LoopGuard):
         self.shutting_down = False
         self._listener: Any = None
         self._tls: Any = None
-        self._selector: Optional[selectors.BaseSelector] = None
+        self._parking: Any = None       # where connections wait for their next bytes (see _parking)
         self._waker: Optional[_Waker] = None
         self._lock = threading.Lock()
         self._closed = False
@@ -148,7 +151,6 @@ class SocketServer_Threadpool(_LoopGuard):
         self._drain_until: Optional[float] = None
         self._open = 0          # connections accepted and not yet finished (guarded by _lock)
         self.grace = 0.0
-        self._returning: Deque[ClientConnectionJob] = deque()
         self._next_sweep = 0.0
         self._accept_spinner: Any = None   # the listener's busy-poll spinner: see _take_over_accept
         self._commtimeout = 0.0
@@ -167,9 +169,9 @@ class SocketServer_Threadpool(_LoopGuard):
         try:
             self.pool = Pool(backlog=NEW_CONNECTION_BACKLOG)
             self._waker = _Waker()
-            self._selector = selectors.DefaultSelector()
-            self._selector.register(self._listener, selectors.EVENT_READ, _LISTENING)
-            self._selector.register(self._waker.reader, selectors.EVENT_READ, _WAKING)
+            self._parking = make_parking(self._waker.wake)
+            self._parking.watch_fixed(self._listener, _LISTENING)
+            self._parking.watch_fixed(self._waker.reader, _WAKING)
         except BaseException:
             self.close()
             raise
@@ -219,21 +221,20 @@ class SocketServer_Threadpool(_LoopGuard):
             self._leave()
 
     def _run_once(self, timeout: Optional[float]) -> None:
-        self._adopt_returned()
-        selector = self._selector
+        parking = self._parking
         if self._commtimeout:
             wait = max(self._next_sweep - time.monotonic(), 0.0)
             timeout = wait if timeout is None else min(timeout, wait)
-        for key, _ in selector.select(timeout):
+        for data in parking.ready(timeout):     # (an evicted connection's late event is skipped there)
             if self._closed:
                 return
-            if key.data is _LISTENING:
+            if data is _LISTENING:
                 self._accept_ready()
-            elif key.data is _WAKING:
+            elif data is _WAKING:
                 self._waker.drain()
-                self._adopt_returned()  # parked after the adoption above: its wake byte is gone now
-            elif key.data.watched:   # not evicted earlier in this batch (by an accept before it)
-                self._activate(key.data)
+                parking.adopt()  # parked after the pass began: its wake byte is gone now
+            else:
+                self._activate(data)
         if self._commtimeout:
             self._sweep_idle(self._commtimeout)
 
@@ -306,8 +307,7 @@ class SocketServer_Threadpool(_LoopGuard):
                         "(logged once)", PENDING_HANDSHAKES)
         oldest.evicted = True       # a worker holds it: closed when it comes back (see _register)
         if oldest.watched:
-            self._selector.unregister(oldest.csock.sock)
-            oldest.watched = False
+            self._parking.unwatch(oldest)
             oldest._finish()
 
     def _connection_ended(self, job: ClientConnectionJob) -> None:
@@ -330,23 +330,22 @@ class SocketServer_Threadpool(_LoopGuard):
         if job.evicted and not job.connected:
             job._finish()
             return
-        try:
-            self._selector.register(job.csock.sock, selectors.EVENT_READ, job)
-            job.watched = True
-        except (OSError, ValueError, KeyError) as exc:
-            log.debug("cannot watch connection %s: %s", job.caddr, exc)
+        if not self._parking.watch(job):
+            log.debug("cannot watch connection %s", job.caddr)
             job._finish()
 
     def _activate(self, job: ClientConnectionJob, watched: bool = True) -> None:
         """A parked connection became readable (or is new): receive what is there; a whole message
         goes to a worker (a new connection's may be refused), a partial one stays parked."""
         if watched:
+            if job.evicted and not job.connected:
+                job._finish()   # evicted while its event waited in this batch
+                return
             if job._receive() >= 0:     # (when the connection is over, ready holds why)
                 job.ready = job._take()
                 if job.ready is None:
-                    return      # still incomplete: its bytes wait in the reader, not in a thread
-            self._selector.unregister(job.csock.sock)
-            job.watched = False
+                    self._register(job)  # still incomplete: its bytes wait in the reader, not in a thread
+                    return
         try:
             if job.connected:
                 self.pool.submit(job)
@@ -357,27 +356,16 @@ class SocketServer_Threadpool(_LoopGuard):
         except PoolError:
             job._finish()
 
-    def _adopt_returned(self) -> None:
-        """Watch the connections that workers parked since the last pass."""
-        while True:
-            with self._lock:
-                if not self._returning:
-                    return
-                job = self._returning.popleft()
-            self._register(job)
-
     def _sweep_idle(self, commtimeout: float) -> None:
         """Close connections parked longer than COMMTIMEOUT (a Pyro4 worker's recv would time out)."""
         now = time.monotonic()
         if now < self._next_sweep:
             return
         self._next_sweep = now + max(commtimeout / 4.0, 0.05)
-        expired = [key.data for key in list(self._selector.get_map().values())
-                   if isinstance(key.data, ClientConnectionJob) and now - key.data.heard_at > commtimeout]
+        expired = [job for job in self._parking.parked() if now - job.heard_at > commtimeout]
         for job in expired:
             log.warning("error during handleRequest: receiving: timeout (client %s)", job.caddr)
-            self._selector.unregister(job.csock.sock)
-            job.watched = False
+            self._parking.unwatch(job)
             job._finish()
 
     # --- called by workers ----------------------------------------------------------------------
@@ -417,21 +405,23 @@ class SocketServer_Threadpool(_LoopGuard):
         return self._job_for(csock, caddr)
 
     def _park(self, job: ClientConnectionJob) -> None:
-        """Hand a connection back to the loop thread to be watched again."""
+        """Have a connection watched again (from its worker): the loop thread takes it back when readable.
+
+        An external loop (``events()``) may be blocked on a list of sockets without this one:
+        it is woken to fetch ``sockets`` again.
+        """
         job.heard_at = time.monotonic()
         with self._lock:
-            closed = self._closed
-            if not closed:
-                self._returning.append(job)
-        if closed:
+            parked = not self._closed and not (job.evicted and not job.connected) and self._parking.park(job)
+        if not parked:
             job._finish()
-        else:
+        elif not self._looping:
             self._waker.wake()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def _usable(self) -> bool:
-        return self._selector is not None
+        return self._parking is not None
 
     def close(self) -> None:
         with self._lock:
@@ -449,12 +439,7 @@ class SocketServer_Threadpool(_LoopGuard):
             if self._torn_down:
                 return
             self._torn_down = True
-            parked: List[ClientConnectionJob] = list(self._returning)
-            self._returning.clear()
-        if self._selector is not None:
-            parked += [key.data for key in list(self._selector.get_map().values())
-                       if isinstance(key.data, ClientConnectionJob)]
-            self._selector.close()
+            parked: List[ClientConnectionJob] = self._parking.close() if self._parking is not None else []
         for job in parked:
             job._finish()
         if self._waker is not None:
@@ -485,20 +470,17 @@ class SocketServer_Threadpool(_LoopGuard):
         """What an external loop waits on before calling events(): as in Pyro4, the listening socket
         alone while no connection is open.
 
-        Then the parked connections (ours wait in the selector, not in a worker each), and the
-        waker only while a connection is out with the pool: it comes back through the waker, and
-        an external loop must then wake to watch it. Order matters: the pool is asked first, and
-        a job leaves the pool only after its connection is back in ``_returning``.
+        Then the parked connections (ours wait in the parking set, not in a worker each), and
+        the waker only while a connection is out with the pool: a worker that parks it wakes an
+        external loop, which must then fetch this list again. Order matters: the pool is asked
+        first, and a job leaves the pool only after its connection is parked.
         """
-        if self._listener is None or self._selector is None:
+        if self._listener is None or self._parking is None:
             return []
         out = self.pool is not None and self.pool.active() > 0
-        out = out or bool(self._returning)
-        try:    # the loop thread may be changing the map right now: then settle for less
-            keys = list(self._selector.get_map().values())
-        except (RuntimeError, AttributeError):
-            return [self._listener]
-        return [key.fileobj for key in keys if key.data is not _WAKING or out]
+        out = out or self._parking.queued()
+        connections = [job.csock.sock for job in self._parking.parked()]
+        return [self._listener] + connections + ([self._waker.reader] if out else [])
 
     @property
     def selector(self) -> Any:

@@ -7,6 +7,7 @@ and hands the ready ones to that daemon's ``events()``. A socket pair wakes it t
 
 from __future__ import annotations
 
+import select
 import selectors
 import socket
 import threading
@@ -17,8 +18,8 @@ import pytest
 
 import pyro4compat as Pyro4
 from pyro4compat.configuration import config
-from pyro4compat.socketserver import threadpoolserver
-from remote_helpers import wait_until
+from pyro4compat.socketserver import _parking, threadpoolserver
+from remote_helpers import WAIT, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -158,20 +159,22 @@ def test_events_with_nothing_ready_returns_at_once(servertype):
         assert daemon.events([]) is None
 
 
-def test_connection_parked_while_events_runs_is_watched_afterwards():
-    """A worker may park a connection between events()' adoption step and its waker drain.
+def test_connection_parked_while_events_runs_is_watched_afterwards(monkeypatch):
+    """Where parking goes through the loop thread (selectors, no epoll): a worker may park a
+    connection between events()' adoption step and its waker drain.
 
     The waker byte is then consumed in that same pass, so events() must adopt after draining:
     otherwise the parked connection is in no selector and an external loop never calls
     events() for it again (the client waits for ever).
     """
     config.SERVERTYPE = "thread"
+    monkeypatch.setattr(threadpoolserver, "make_parking", _parking.SelectorParking)
     with Pyro4.Daemon(host="127.0.0.1") as daemon:
         server = daemon.transportServer
         client_side, server_side = socket.socketpair()
         try:
             job = threadpoolserver.ClientConnectionJob(server_side, "parked-client", daemon, server)
-            adopt = server._adopt_returned
+            adopt = server._parking.adopt
             parked = []
 
             def adopt_then_worker_parks() -> None:
@@ -179,8 +182,29 @@ def test_connection_parked_while_events_runs_is_watched_afterwards():
                 if not parked:          # the interleaving: a worker parks right after adoption
                     parked.append(job)
                     server._park(job)
-            server._adopt_returned = adopt_then_worker_parks
+            monkeypatch.setattr(server._parking, "adopt", adopt_then_worker_parks)
             daemon.events([server._waker.reader])
+            assert server_side in daemon.sockets
+        finally:
+            client_side.close()
+
+
+def test_connection_a_worker_parks_wakes_an_external_loop(monkeypatch):
+    """A worker parks its connection itself (epoll); an external loop blocked on an older
+    ``sockets`` list is woken through the waker, and the connection is in the list it fetches next."""
+    config.SERVERTYPE = "thread"
+    with Pyro4.Daemon(host="127.0.0.1") as daemon:
+        server = daemon.transportServer
+        client_side, server_side = socket.socketpair()
+        try:
+            job = threadpoolserver.ClientConnectionJob(server_side, "parked-client", daemon, server)
+            before = daemon.sockets + [server._waker.reader]   # the list while the job is out with a worker
+            server._park(job)
+            assert select.select(before, [], [], WAIT)[0], "the external loop was not woken"
+            daemon.events(before)
+            assert server_side in daemon.sockets
+            client_side.sendall(b"P")       # its bytes reach the loop: taken out, partial, parked again
+            daemon.events(daemon.sockets)
             assert server_side in daemon.sockets
         finally:
             client_side.close()
