@@ -24,7 +24,7 @@ from pyro4compat.socketserver import _parking, threadpoolserver
 
 from hostile_support import (ChildServer, RawClient, assert_idle, connect_bytes, header, invoke_bytes,
                              served_target, settled)
-from remote_helpers import HOST, WAIT, Thing
+from remote_helpers import HOST, WAIT, Thing, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,6 +153,30 @@ def test_commtimeout_closes_a_connection_that_stalls_mid_message(servertype):
             start = time.monotonic()
             assert client.closed()
             assert time.monotonic() - start < 0.3 + 2.0
+
+
+@pytest.mark.parametrize("parking", [_parking.EpollParking, _parking.SelectorParking])
+def test_parked_connections_are_served_and_timed_out_by_either_parking_set(monkeypatch, parking):
+    """Both parking sets (epoll on Linux, selectors elsewhere) on one server: a client whose calls
+    come after the linger window (parked between calls), a trickler, and COMMTIMEOUT's sweep."""
+    if parking is _parking.EpollParking and not hasattr(select, "epoll"):
+        pytest.skip("no epoll on this platform")
+    config.SERVERTYPE = "thread"
+    config.COMMTIMEOUT = 0.5
+    monkeypatch.setattr(threadpoolserver, "make_parking", parking)
+    with served_target("daemon") as target:
+        assert type(target.daemon.transportServer._parking) is parking
+        with core.Proxy(target.uri) as proxy, RawClient(target.port, timeout=WAIT) as stalled:
+            proxy._pyroTimeout = WAIT
+            stalled.send(connect_bytes()[:5])
+            parking_set = target.daemon.transportServer._parking
+            for round_ in range(3):
+                assert proxy.echo(round_) == round_
+                local = proxy._pyroConnection.sock.getsockname()
+                assert wait_until(lambda: any(job.caddr == local for job in parking_set.parked())), \
+                    "the proxy's connection was never parked"
+            assert stalled.closed()     # COMMTIMEOUT: never a whole CONNECT
+        target.well_behaved_call()
 
 
 # --- refusals on the header ----------------------------------------------------------------------------
