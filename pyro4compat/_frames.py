@@ -31,6 +31,7 @@ from .errors import MessageTooLargeError, ProtocolError
 __all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
 
 GATHER_FROM = 1 << 20  # payloads this large are gathered piece by piece, not buffered
+_ONE_RECEIVE_BELOW = 64 * 1024  # receive(): smaller payloads come with their annotations, then are sliced off
 OWN_PIECE = 64 * 1024  # ... and a fed bytes object this large is kept as a piece of its own
 
 
@@ -184,6 +185,11 @@ class FrameReader:
         return len(self._buffer)
 
     @property
+    def holds_bytes(self) -> bool:
+        """Anything received and not handed out yet (cheaper than ``buffered``; False: next_frame() has nothing)."""
+        return bool(self._buffer) or self._whole is not None or bool(self._pieces) or self._skipping is not None
+
+    @property
     def in_frame(self) -> bool:
         """True while part of a frame has arrived and the rest has not (a sender may have stalled)."""
         return bool(self._buffer) or self._header is not None or self._skip_left > 0 or bool(self._pieces)
@@ -304,7 +310,8 @@ class FrameReader:
         The other way in, for a caller that may block (a proxy, a thread waiting for its reply):
         the header gets the same checks as in :meth:`next_frame` (tag, version, checksum, size
         limit, ``discard_oversized``), then annotations and payload are received as they are,
-        so the payload is never copied. Only for a reader with nothing buffered; it is empty
+        so a large payload is never copied (a small one comes in the same receive as its
+        annotations and is sliced off: one receive less per reply). Only for a reader with nothing buffered; it is empty
         again afterwards, except after an ``Oversized`` event whose body is still to be dropped
         (``bytes_needed`` says how much; ``feed`` it).
         """
@@ -313,8 +320,14 @@ class FrameReader:
         header = self._accept_header(unpack_header(recv(HEADER_SIZE)), 0)
         if self._skipping is not None:
             return self._report_oversized()
-        annotations = decode_annotations(recv(header[5])) if header[5] else {}
-        payload = recv(header[3]) if header[3] else b""
+        anns_size, data_size = header[5], header[3]
+        if anns_size and 0 < data_size < _ONE_RECEIVE_BELOW:     # a small reply: one receive, split here
+            rest = recv(anns_size + data_size)
+            annotations = decode_annotations(rest[:anns_size])
+            payload = rest[anns_size:]
+        else:
+            annotations = decode_annotations(recv(anns_size)) if anns_size else {}
+            payload = recv(data_size) if data_size else b""
         self._header = None
         return _new_tuple(Frame, (header, annotations, payload))
 

@@ -324,7 +324,7 @@ class Proxy:
                 self.__pyroCreateConnection()
             serializer = get_serializer(self._pyroSerializer or config.SERIALIZER)
             objectId = objectId or self._pyroConnection.objectId
-            annotations = self.__annotations()
+            annotations = request_annotations(self._pyroAnnotations)   # (self.__annotations(), inlined)
             if vargs and isinstance(vargs[0], SerializedBlob):
                 payload, compressed, flags = blob_payload(serializer, vargs, kwargs, annotations, flags,
                                                           objectId, methodname)
@@ -337,7 +337,7 @@ class Proxy:
                 flags |= FLAGS_ONEWAY
             self._pyroSeq = (self._pyroSeq + 1) & 0xffff
             request = Message(MSG_INVOKE, payload, serializer.serializer_id, flags, self._pyroSeq,
-                              annotations=annotations, hmac_key=self._pyroHmacKey)
+                              annotations=annotations, hmac_key=self.__pyroHmacKey)
             del payload
             begin_work(None)
             try:
@@ -357,15 +357,16 @@ class Proxy:
             if request.flags & FLAGS_ONEWAY or not isinstance(exc.__cause__, _SEND_REFUSED):
                 raise
             request.data = b""
-            reply = _early_reply(self._pyroConnection, self._pyroSeq, self._pyroHmacKey)
+            reply = _early_reply(self._pyroConnection, self._pyroSeq, request.hmac_key)
             if reply is None:
                 raise
             return self.__result(reply, serializer)
         if request.flags & FLAGS_ONEWAY:
             return None
         request.data = b""  # _pyroInvoke still holds the request: let a large payload go now
+        hmac_key = request.hmac_key
         del request
-        reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=self._pyroHmacKey)
+        reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=hmac_key)
         return self.__result(reply, serializer)
 
     def __result(self, reply: Message, serializer: Any) -> Any:
@@ -451,7 +452,8 @@ def prepare_reply(reply: Message, serializer: Any, response_hook: Callable[[Dict
     if reply.annotations:
         current_context.response_annotations = reply.annotations
         response_hook(reply.annotations, reply.type)
-    reply.decompress_if_needed()
+    if reply.flags & FLAGS_COMPRESSED:
+        reply.decompress_if_needed()
     return serializer
 
 

@@ -145,7 +145,8 @@ class SerializerBase:
     # --- framing helpers -------------------------------------------------------------------
     def serializeData(self, data: Any, compress: bool = False) -> Tuple[bytes, bool]:
         """Serialize ``data``; compress it when asked and worth it. Returns (bytes, compressed)."""
-        return compress_payload(self.dumps(data), compress)
+        data = self.dumps(data)
+        return compress_payload(data, compress) if compress else (data, False)
 
     def deserializeData(self, data: Any, compressed: bool = False) -> Any:
         """Deserialize ``data`` (bytes), decompressing it first when ``compressed``."""
@@ -156,7 +157,8 @@ class SerializerBase:
     def serializeCall(self, obj: Any, method: str, vargs: Any, kwargs: Any,
                       compress: bool = False) -> Tuple[bytes, bool]:
         """Serialize a call; returns (bytes, compressed)."""
-        return compress_payload(self.dumpsCall(obj, method, vargs, kwargs), compress)
+        data = self.dumpsCall(obj, method, vargs, kwargs)
+        return compress_payload(data, compress) if compress else (data, False)
 
     def deserializeCall(self, data: Any, compressed: bool = False) -> Tuple[Any, Any, Any, Any]:
         """Bytes back to (object id, method, vargs, kwargs)."""

@@ -464,7 +464,7 @@ def _judged_by_class(obj: Any, attr: str, verdict: _Verdict) -> None:
             value = dict.get(own, attr, _MISSING)
             if value is not _MISSING:
                 marked = value
-    if marked is None or not _is_marked(marked, EXPOSED_MARK):
+    if marked is None or not getattr(marked, EXPOSED_MARK, False):   # _is_marked, inlined (every call)
         raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
 
 
@@ -478,7 +478,7 @@ def lookup_exposed_attribute(obj: Any, attr: str, require_expose: bool) -> Any:
     if verdict is not None:
         _judged_by_class(obj, attr, verdict)
         value = getattr(obj, attr)
-        if _is_marked(value, EXPOSED_MARK):
+        if getattr(value, EXPOSED_MARK, False):
             return value
         raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
     entry, from_class = _static_member(obj, attr)

@@ -29,7 +29,8 @@ from .._busypoll import begin_work, end_work
 from ..configuration import config
 from ..message import Message
 from . import _client_disconnect, _log_handshake_error, _log_request_error
-from ._receiving import TLS_WAIT, Item, ends_stream, hmac_key_of, next_item, receive_available
+from ._receiving import REQUIRED_TYPES, TLS_WAIT, Item, ends_stream, receive_available
+from ..message import next_item as validated_item
 
 if TYPE_CHECKING:
     from .threadpoolserver import SocketServer_Threadpool
@@ -83,6 +84,7 @@ class ClientConnectionJob(object):
         self.evicted = False        # one too many without a handshake: to be closed (see _evict)
         self.heard_at = time.monotonic()   # parked, or bytes arrived: the COMMTIMEOUT sweep's clock
         self._poller: Any = None
+        self._pending = getattr(self.csock.sock, "pending", None)   # TLS: bytes decrypted, invisible to poll
 
     def __call__(self) -> None:
         job: Optional[ClientConnectionJob] = self
@@ -137,7 +139,8 @@ class ClientConnectionJob(object):
         Never waits on a partial message past the window, except while it keeps arriving at
         ``_STEADY_BYTES`` per receive (a large payload): then ``_REST_WAIT`` more each time.
         """
-        item = self._take()
+        # after a served message the reader is usually empty: nothing to take before waiting
+        item = self._take() if self.ready is not None or self.reader.holds_bytes else None
         while item is None:
             if not self._wait_readable(linger):
                 return None
@@ -151,8 +154,9 @@ class ClientConnectionJob(object):
 
     def _take(self) -> Optional[Item]:
         item, self.ready = self.ready, None
-        if item is None:
-            item = next_item(self.reader, self.connected, hmac_key_of(self.daemon))
+        if item is None:    # (_receiving.next_item, inlined: once or twice per request)
+            item = validated_item(self.reader, REQUIRED_TYPES[self.connected],
+                                  getattr(self.daemon, "_pyroHmacKey", None))
         return item
 
     def _receive(self) -> int:
@@ -182,26 +186,27 @@ class ClientConnectionJob(object):
 
     def _wait_readable(self, wait: float) -> bool:
         """Is something to receive there (or EOF)? Waits up to ``wait`` seconds, busy-polling first."""
-        sock = self.csock.sock
-        pending = getattr(sock, "pending", None)
+        pending = self._pending
         if pending is not None and pending():
             return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
         if wait and self.csock.spin_until_readable():
             return True
         try:
-            if _has_poll():
-                if self._poller is None:
-                    self._poller = select.poll()
-                    self._poller.register(sock.fileno(), select.POLLIN)
-                return bool(self._poller.poll(wait * 1000.0))
-            return bool(select.select([sock], [], [], wait)[0])
+            poller = self._poller
+            if poller is None:
+                if not _has_poll():
+                    return bool(select.select([self.csock.sock], [], [], wait)[0])
+                poller = self._poller = select.poll()
+                poller.register(self.fd, select.POLLIN)
+            return bool(poller.poll(wait * 1000.0))
         except (OSError, ValueError):
             return True      # let the receive meet the broken socket and report it
 
     def _serve_item(self, item: Item) -> bool:
         """The handshake or ``daemon.handleRequest`` for one item; False when the connection was closed."""
         csock = self.csock
-        if getattr(item, "_pyroLost", False):
+        plain = type(item) is Message       # the usual item: a message, no error to look into
+        if not plain and getattr(item, "_pyroLost", False):
             log.debug("disconnected %s", self.caddr)
             self._finish()
             return False
@@ -226,7 +231,7 @@ class ClientConnectionJob(object):
         finally:
             csock._pyroReceived = None
             end_work()
-        if ends_stream(item):       # the stream lost its place, even if an override swallowed the error
+        if not plain and ends_stream(item):   # the stream lost its place, even if an override swallowed the error
             self._finish()
             return False
         if tls:

@@ -74,7 +74,7 @@ def receive_available(sock: Any, reader: _frames.FrameReader,
     (see ``FrameReader.gathering``). ``OSError`` means the connection broke.
     """
     if buffer is None:
-        buffer = _thread_buffer()
+        buffer = _buffers.view or _thread_buffer()
     try:
         if _SSLSocket is not None and isinstance(sock, _SSLSocket):
             return _receive_tls(sock, buffer)     # a non-blocking TLS socket: no flags allowed

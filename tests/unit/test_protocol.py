@@ -657,14 +657,25 @@ def test_reader_receive_equals_feeding(name, args, expected):
     assert recv.pos == len(raw)   # not a byte of what follows
 
 
-def test_reader_receive_asks_header_annotations_payload_and_keeps_the_payload_object():
-    raw = Message(p.MSG_RESULT, b"x" * 40, 1, 0, 3, {"CORR": b"c" * 16}).to_bytes()
+def test_reader_receive_asks_header_annotations_payload_and_keeps_a_large_payload_object():
+    size = _frames._ONE_RECEIVE_BELOW
+    raw = Message(p.MSG_RESULT, b"x" * size, 1, 0, 3, {"CORR": b"c" * 16}).to_bytes()
     recv = ExactRecv(raw)
     reader = _frames.FrameReader()
     frame = reader.receive(recv)
-    assert recv.sizes == [24, 22, 40]
-    assert frame.payload is recv.returned[-1]
+    assert recv.sizes == [24, 22, size]
+    assert frame.payload is recv.returned[-1]     # never copied
     assert not reader.in_frame and reader.buffered == 0
+
+
+def test_reader_receive_takes_a_small_payload_with_its_annotations():
+    raw = Message(p.MSG_RESULT, b"x" * 40, 1, 0, 3, {"CORR": b"c" * 16}).to_bytes()
+    recv = ExactRecv(raw + b"next")
+    reader = _frames.FrameReader()
+    frame = reader.receive(recv)
+    assert recv.sizes == [24, 22 + 40]      # one receive less per reply
+    assert frame.annotations == {"CORR": b"c" * 16} and frame.payload == b"x" * 40
+    assert type(frame.payload) is bytes and not reader.in_frame and reader.buffered == 0
 
 
 def test_reader_receive_without_payload_or_annotations_asks_only_the_header():
