@@ -335,7 +335,7 @@ class Proxy:
                 flags |= FLAGS_COMPRESSED
             if methodname in self._pyroOneway:
                 flags |= FLAGS_ONEWAY
-            self._pyroSeq = (self._pyroSeq + 1) & 0xffff
+            object.__setattr__(self, "_pyroSeq", (self._pyroSeq + 1) & 0xffff)   # (no remote-attribute check)
             request = Message(MSG_INVOKE, payload, serializer.serializer_id, flags, self._pyroSeq,
                               annotations=annotations, hmac_key=self.__pyroHmacKey)
             del payload
