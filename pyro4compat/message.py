@@ -120,9 +120,8 @@ class Message(object):
     def send(self, connection: Any) -> None:
         """Send the message; a large payload is sent after the head without copying it."""
         data = self.data
-        if len(data) < proto.SEND_JOIN_LIMIT:   # one buffer: no Nagle delay, one syscall
-            connection.send(proto.encode_head(self.type, self.flags, self.seq, self.data_size, self.serializer_id,
-                                              self.annotations) + data)
+        if len(data) < proto.SEND_JOIN_LIMIT:
+            connection.send(self._head_bytes() + data)  # one buffer: no Nagle delay, one syscall
             return
         if len(data) >= _large_buffers.LARGE:
             _large_buffers.expect(len(data))

@@ -21,7 +21,8 @@ from .. import _frames, errors
 from .._sockio import SocketConnection
 from ..configuration import config
 from ..socketserver import _client_disconnect, _log_handshake_error, _log_request_error
-from ..socketserver._receiving import Item, ends_stream, hmac_key_of, next_item
+from ..message import next_item as validated_item
+from ..socketserver._receiving import REQUIRED_TYPES, Item, ends_stream, hmac_key_of
 
 if TYPE_CHECKING:
     from .server import AsyncioServer
@@ -131,7 +132,7 @@ class _Connection(asyncio.BufferedProtocol):
         reader.feed(data)
         hmac_key = hmac_key_of(self.daemon)
         while not self.lost:
-            item = next_item(reader, self.frames > 0, hmac_key)
+            item = validated_item(reader, REQUIRED_TYPES[self.frames > 0], hmac_key)
             if item is None:
                 break
             self.frames += 1

@@ -6,9 +6,9 @@ Theory of operation
 reading, framing and validation, writing, COMMTIMEOUT sweeps, and ``async def`` methods. Each
 connection is an ``asyncio.BufferedProtocol`` (:class:`._connection._Connection`) whose
 ``data_received`` feeds its :class:`~pyro4compat._frames.FrameReader` and takes whole messages
-(or the receive error that stands for one) through ``socketserver._receiving.next_item``, the
-step the thread and multiplex servers use: the same single receive path, so a slow sender
-costs a few bytes of buffer, never a thread. All protocol state is touched on the loop only.
+(or the receive error that stands for one) through ``message.next_item`` with
+``socketserver._receiving.REQUIRED_TYPES``, the step the thread and multiplex servers use:
+the same single receive path, so a slow sender costs a few bytes of buffer, never a thread. All protocol state is touched on the loop only.
 
 **On workers** (a :class:`pyro4compat._workers.WorkerPool` of its own, soft limit ``THREADPOOL_SIZE``,
 idle workers exit): every complete message goes to the daemon's dispatch exactly as on the

@@ -29,8 +29,8 @@ from .._busypoll import begin_work, end_work
 from ..configuration import config
 from ..message import Message
 from . import _client_disconnect, _log_handshake_error, _log_request_error
-from ._receiving import REQUIRED_TYPES, TLS_WAIT, Item, ends_stream, receive_available
 from ..message import next_item as validated_item
+from ._receiving import REQUIRED_TYPES, TLS_WAIT, Item, ends_stream, hmac_key_of, receive_available
 
 if TYPE_CHECKING:
     from .threadpoolserver import SocketServer_Threadpool
@@ -154,9 +154,8 @@ class ClientConnectionJob(object):
 
     def _take(self) -> Optional[Item]:
         item, self.ready = self.ready, None
-        if item is None:    # (_receiving.next_item, inlined: once or twice per request)
-            item = validated_item(self.reader, REQUIRED_TYPES[self.connected],
-                                  getattr(self.daemon, "_pyroHmacKey", None))
+        if item is None:
+            item = validated_item(self.reader, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
         return item
 
     def _receive(self) -> int:

@@ -7,9 +7,10 @@ Both socket servers give each connection a sans-IO :class:`~pyro4compat._frames.
 the connection (the multiplex loop; on the thread server the loop thread or the one worker
 serving it) calls :func:`receive_available` when the socket is readable: one receive of what is
 there, never a wait, so a client that sends a byte a second costs a few bytes of buffer, not a
-blocked thread. :func:`next_item` then turns the reader's next event, through the validation
-step every transport shares (:func:`pyro4compat.message.next_item`), into what a blocking
-``Message.recv`` would have returned or raised:
+blocked thread. The validation step every transport shares,
+:func:`pyro4compat.message.next_item` with the types of :data:`REQUIRED_TYPES` (by whether the
+handshake is done) and the key :func:`hmac_key_of` reads, then turns the reader's next event
+into what a blocking ``Message.recv`` would have returned or raised:
 
 * a complete frame: type (CONNECT before the handshake, INVOKE/PING after) and HMAC are
   checked, then it becomes a :class:`~pyro4compat.message.Message`; only such a message, past
@@ -32,15 +33,16 @@ import threading
 from typing import Any, Optional
 
 from .. import _frames, _large_buffers, _protocol
-from ..message import Item, next_item as validated_item
+from ..message import Item
 
 try:
     import ssl
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["receive_available", "next_item", "ends_stream", "hmac_key_of", "TLS_WAIT", "Item"]
+__all__ = ["receive_available", "REQUIRED_TYPES", "ends_stream", "hmac_key_of", "TLS_WAIT", "Item"]
 
+# what a server expects, by whether the handshake is done: CONNECT before it, INVOKE or PING after
 REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
 TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
 GATHER_RECV_MAX = 16 << 20    # most one recv asks for while gathering a large payload (address space)
@@ -129,15 +131,6 @@ def hmac_key_of(daemon: Any) -> Optional[bytes]:
     """The daemon's HMAC key; None for a duck-typed daemon without one (Pyro4's servers accept any
     object with ``_handshake``, ``handleRequest`` and ``_housekeeping``)."""
     return getattr(daemon, "_pyroHmacKey", None)
-
-
-def next_item(reader: _frames.FrameReader, connected: bool, hmac_key: Optional[bytes]) -> Optional[Item]:
-    """The reader's next complete message, validated, or the error receiving it; None: incomplete.
-
-    The validation is :func:`pyro4compat.message.next_item`'s, every transport's; a server only
-    knows which types it expects: CONNECT before the handshake, INVOKE or PING after it.
-    """
-    return validated_item(reader, REQUIRED_TYPES[connected], hmac_key)
 
 
 def ends_stream(item: Item) -> bool:

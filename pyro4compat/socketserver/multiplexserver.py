@@ -61,8 +61,8 @@ from .. import _busypoll, _frames, errors, socketutil
 from ..configuration import config
 from . import (_LoopGuard, _client_disconnect, _close_listener, _housekeeping_interval, _listen, _log_handshake_error,
                _log_request_error, _poll_timeout, _prepare_accepted, _shutdown_grace, _Waker)
-from ._receiving import REQUIRED_TYPES, TLS_WAIT, Item, ends_stream, receive_available
 from ..message import Message, next_item as validated_item
+from ._receiving import REQUIRED_TYPES, TLS_WAIT, Item, ends_stream, hmac_key_of, receive_available
 
 # Pyro4's module has no __all__, so its star-import also yields what it imported: the second line.
 __all__ = ["SocketServer_Multiplex",
@@ -291,10 +291,10 @@ class SocketServer_Multiplex(_LoopGuard):
             self._drop(client, errors.ConnectionClosedError("receiving: connection lost"))
             return
         reader.feed(data)
-        hmac_key = getattr(self.daemon, "_pyroHmacKey", None)   # (_receiving.hmac_key_of, inlined)
+        hmac_key = hmac_key_of(self.daemon)
         conn = client.conn
         while not self._closed and conn in self._clients:
-            item = validated_item(reader, REQUIRED_TYPES[client.connected], hmac_key)   # (_receiving.next_item)
+            item = validated_item(reader, REQUIRED_TYPES[client.connected], hmac_key)
             if item is None:
                 return
             self._dispatch(client, item)

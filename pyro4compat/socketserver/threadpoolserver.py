@@ -337,10 +337,7 @@ class SocketServer_Threadpool(_LoopGuard):
     def _activate(self, job: ClientConnectionJob, watched: bool = True) -> None:
         """A parked connection became readable (or is new): receive what is there; a whole message
         goes to a worker (a new connection's may be refused), a partial one stays parked."""
-        if watched:
-            if job.evicted and not job.connected:
-                job._finish()   # evicted while its event waited in this batch
-                return
+        if watched:     # (an evicted one never gets here: eviction takes it out of the parking set)
             if job._receive() >= 0:     # (when the connection is over, ready holds why)
                 job.ready = job._take()
                 if job.ready is None:
