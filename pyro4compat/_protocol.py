@@ -30,7 +30,7 @@ import hashlib
 import hmac as _hmac
 import struct
 import zlib
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .constants import PROTOCOL_VERSION
 from .errors import MessageTooLargeError, ProtocolError
@@ -174,11 +174,6 @@ def _pack_header_checked(msg_type: int, flags: int, seq: int, data_size: int, se
 
 def unpack_header(data: BytesLike) -> Header:
     """Parse and validate 24 header bytes. The reserved field is ignored, as Pyro4 ignores it."""
-    return _new_tuple(Header, header_fields(data))  # Header(*fields) without NamedTuple's __new__
-
-
-def header_fields(data: BytesLike) -> Tuple[int, int, int, int, int, int]:
-    """:func:`unpack_header` as a plain tuple, in ``Header``'s field order (the per-message fast path)."""
     if not data or len(data) != HEADER_SIZE:
         raise ProtocolError(ERR_HEADER_SIZE)
     (tag, version, msg_type, flags, seq, data_size, serializer_id, anns_size, _reserved,
@@ -190,7 +185,12 @@ def header_fields(data: BytesLike) -> Tuple[int, int, int, int, int, int]:
         raise ProtocolError(ERR_CHECKSUM)
     if data_size < 0:
         raise ProtocolError(ERR_DATA_SIZE)
-    return msg_type, flags, seq, data_size, serializer_id, anns_size
+    # Header(...) without NamedTuple's __new__: this runs for every message
+    return _new_tuple(Header, (msg_type, flags, seq, data_size, serializer_id, anns_size))
+
+
+# :func:`unpack_header` under the name callers use that only unpack its six fields (a Header is that tuple)
+header_fields: Callable[[BytesLike], Tuple[int, int, int, int, int, int]] = unpack_header
 
 
 # --- size limit ------------------------------------------------------------------------------------

@@ -467,9 +467,11 @@ class SocketConnection(object):
         view = self._rbuf
         if view is None:
             view = self._rbuf = memoryview(bytearray(_READ_AHEAD_SIZE))
-        if not self.readable_seen:
+        if self.readable_seen:
+            self.readable_seen = False
+        elif spin_seconds():        # (busy-polling off: not even the call)
             self.spin_until_readable()
-        self.readable_seen = False
+            self.readable_seen = False
         count = _recv_some(self.sock, view)
         if count >= size:
             if count > size:

@@ -96,7 +96,11 @@ class Message(object):
         self.data = databytes
         self.data_size = data_size = len(databytes)
         self.serializer_id = serializer_id
-        self.annotations = anns = proto.with_hmac(annotations, hmac_key, databytes)  # HMAC last: it covers the rest
+        if hmac_key:
+            anns = proto.with_hmac(annotations, hmac_key, databytes)  # HMAC last: it covers the rest
+        else:
+            anns = dict(annotations) if annotations else {}   # (with_hmac's copy, without the call)
+        self.annotations = anns
         self.hmac_key = hmac_key
         self.annotations_size = anns_size = proto.annotations_size(anns) if anns else 0
         max_size = config.MAX_MESSAGE_SIZE
@@ -151,10 +155,9 @@ class Message(object):
 
         A message a server already received for the connection is taken instead (see the module).
         """
-        received = _take_received(connection)
-        if received is not None:
-            return received
-        return read_message(connection, requiredMsgTypes, hmac_key)
+        if getattr(connection, "_pyroReceived", None) is None:   # (the usual case, without a call)
+            return read_message(connection, requiredMsgTypes, hmac_key)
+        return _take_received(connection)  # type: ignore[return-value]
 
     def hmac(self) -> bytes:
         """HMAC-SHA1 of the payload and all annotation values except the HMAC chunk itself."""

@@ -328,9 +328,10 @@ class Proxy:
             if vargs and isinstance(vargs[0], SerializedBlob):
                 payload, compressed, flags = blob_payload(serializer, vargs, kwargs, annotations, flags,
                                                           objectId, methodname)
-            else:
-                payload, compressed = serializer.serializeCall(objectId, methodname, vargs, kwargs,
-                                                               compress=config.COMPRESSION)
+            elif config.COMPRESSION:
+                payload, compressed = serializer.serializeCall(objectId, methodname, vargs, kwargs, compress=True)
+            else:   # (serializeCall without compression, minus a call)
+                payload, compressed = serializer.dumpsCall(objectId, methodname, vargs, kwargs), False
             if compressed:
                 flags |= FLAGS_COMPRESSED
             if methodname in self._pyroOneway:
@@ -380,7 +381,7 @@ class Proxy:
         serializer = prepare_reply(reply, serializer, self._pyroResponseAnnotations)
         if self._pyroRawWireResponse:
             return reply
-        data = serializer.deserializeData(reply.data)
+        data = serializer.loads(reply.data)   # (deserializeData: prepare_reply inflated it already)
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
             return _StreamResultIterator(stream_id_of(reply), self)
         if reply.flags & FLAGS_EXCEPTION:
@@ -421,9 +422,12 @@ def request_annotations(hook: Callable[[], Dict[str, bytes]], clear: bool = True
     hook adds."""
     context = current_context  # one thread-local object, read once
     annotations = context.annotations
-    corr = context.correlation_id
+    corr = context._corr_raw    # (context._correlation_bytes(), inlined: this runs for every call)
+    if corr is None:
+        value = context._corr_value
+        corr = value.bytes if value else None
     if corr:
-        annotations["CORR"] = corr.bytes
+        annotations["CORR"] = corr
     elif annotations:
         annotations.pop("CORR", None)
     extra = hook()

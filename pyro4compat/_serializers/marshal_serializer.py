@@ -35,6 +35,7 @@ decoded value goes out without the ``recreate_classes`` walk.
 from __future__ import annotations
 
 import array
+import functools
 import marshal
 import re
 import struct
@@ -119,19 +120,17 @@ def _code_pattern() -> Any:
     return re.compile(b"[c\xe3](?=.{%d}[sr\xf3\xf2])" % (offset - 1), re.DOTALL)
 
 
+# ``_code_search(data)`` finds a ``c`` byte that could start a code object (see the module doc);
+# None where marshal itself can be told never to build one. Both are C callables: no Python
+# frame per message.
+_load: Callable[[bytes], Any]
+_code_search: Optional[Callable[[bytes], Any]]
 if sys.version_info >= (3, 13):
-    def _load(data: bytes) -> Any:
-        return marshal.loads(data, allow_code=False)  # code objects are never built
-
-    def _code_possible(data: bytes) -> bool:
-        return False
+    _load = functools.partial(marshal.loads, allow_code=False)
+    _code_search = None
 else:
     _load = marshal.loads
-    _CODE_START = _code_pattern()
-
-    def _code_possible(data: bytes) -> bool:
-        """Whether some ``c`` byte of ``data`` could start a code object (see the module doc)."""
-        return _CODE_START.search(data) is not None
+    _code_search = _code_pattern().search
 
 # Python 3.14's marshal 5 builds slices (harmlessly); the walk refuses them, so we do too.
 _SLICE_POSSIBLE = re.compile(b"[:\xba]").search if sys.version_info >= (3, 14) else None
@@ -164,7 +163,7 @@ def loads_with_class_hint(data: bytes) -> Tuple[Any, bool]:
     Small payloads answer that with a substring search; large ones are walked anyway, and the
     walk notes any ``__class__`` string, which spares a scan of megabytes of bytes or text.
     """
-    if not _quick_check(data) or _code_possible(data):
+    if not _quick_check(data) or (_code_search is not None and _code_search(data) is not None):
         class_key = check_marshal_data(data)
         return marshal.loads(data), class_key
     try:
