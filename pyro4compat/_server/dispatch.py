@@ -60,7 +60,7 @@ from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITE
                        FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
                        MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
                        _take_received, log_wiredata, read_message)
-from .exposure import get_exposed_property_value, getAttribute, set_exposed_property_value
+from .exposure import get_exposed_property_value, getAttribute, lookup_exposed_attribute, set_exposed_property_value
 from .streams import is_stream_result
 
 __all__ = ["handshake", "handle_request", "send_exception_reply", "receive_message", "answer_oversized",
@@ -84,9 +84,8 @@ def receive_message(daemon: Any, conn: Any, required_types: Any) -> Message:
     A message the transport already received for ``conn`` (see ``message._take_received``) is
     taken without touching the socket.
     """
-    received = _take_received(conn)
-    if received is not None:
-        return received
+    if getattr(conn, "_pyroReceived", None) is not None:   # (the usual case on our servers: no call to see it)
+        return _take_received(conn)  # type: ignore[return-value]
     return read_message(conn, required_types, daemon._pyroHmacKey, discard_oversized=True)
 
 
@@ -151,7 +150,11 @@ def _set_correlation_id(annotations: Dict[str, bytes]) -> None:
     """The request's CORR (or a fresh id) becomes the call's id; the UUID is built only if read."""
     corr = annotations.get("CORR")
     if not corr:
-        current_context._set_correlation_bytes(_random_correlation_bytes())
+        try:
+            fresh = _fresh_ids.popleft()    # (_random_correlation_bytes' usual case, without the call)
+        except IndexError:
+            fresh = _random_correlation_bytes()
+        current_context._set_correlation_bytes(fresh)
         return
     corr = bytes(corr)
     if len(corr) != 16:
@@ -255,8 +258,9 @@ def _peer_address(conn: Any) -> Any:
 
 def _record_context(conn: Any, msg: Message, flags: int) -> None:
     context = current_context
-    context.client = conn
-    context.client_sock_addr = _peer_address(conn)  # kept apart from conn: a oneway may outlive the socket
+    if context.client is not conn:  # (a thread's next request mostly comes on the same connection)
+        context.client = conn
+        context.client_sock_addr = _peer_address(conn)  # kept apart from conn: a oneway may outlive the socket
     context.seq = msg.seq
     context.annotations = msg.annotations
     context.msg_flags = flags  # as received (inflating cleared COMPRESSED on msg)
@@ -382,7 +386,7 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
             object_id, method, vargs, kwargs = _blob_call(msg)  # the blob keeps msg and its data
         else:
             try:
-                object_id, method, vargs, kwargs = serializer.deserializeCall(msg.data)
+                object_id, method, vargs, kwargs = serializer.loadsCall(msg.data)   # (inflated above)
             except errors.SerializeError as exc:
                 if not str(exc).startswith(_UNDECODABLE):
                     raise
@@ -398,9 +402,12 @@ def handle_request(daemon: Any, conn: Any, msg: Message) -> None:
             _send_stream_reply(daemon, conn, seq, serializer_id, callback[1])
             return
         data, reply_flags = outcome
-        payload, compressed = serializer.serializeData(data, compress=config.COMPRESSION)
-        if compressed:
-            reply_flags |= FLAGS_COMPRESSED
+        if config.COMPRESSION:
+            payload, compressed = serializer.serializeData(data, compress=True)
+            if compressed:
+                reply_flags |= FLAGS_COMPRESSED
+        else:
+            payload = serializer.dumps(data)    # (serializeData without compression, minus a call)
         _send_result(daemon, conn, payload, serializer_id, reply_flags, seq)
     except Exception as exc:
         _handle_failure(daemon, conn, exc, flags, seq, serializer_id)
@@ -438,7 +445,7 @@ def _call(daemon: Any, conn: Any, object_id: str, method: str, vargs: Any, kwarg
     elif method == "__setattr__":
         data = set_exposed_property_value(obj, vargs[0], vargs[1], only_exposed=config.REQUIRE_EXPOSE)
     else:
-        func = getAttribute(obj, method)
+        func = lookup_exposed_attribute(obj, method, config.REQUIRE_EXPOSE)   # (getAttribute, minus a call)
         if daemon._pyroRunAsync is not None:  # pyro4compat.aio: async def methods run on the daemon's loop
             func = daemon._pyroRunAsync(func)
         if flags & FLAGS_ONEWAY and config.ONEWAY_THREADED:

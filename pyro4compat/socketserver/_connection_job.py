@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _frames, errors, socketutil
-from .._busypoll import begin_work, end_work
+from .._busypoll import begin_work, end_work, spin_seconds
 from ..configuration import config
 from ..message import Message
 from . import _client_disconnect, _log_handshake_error, _log_request_error
@@ -147,7 +147,8 @@ class ClientConnectionJob(object):
             count = self._receive()
             if count < 0:
                 return self.ready       # the connection is over: _receive left the error there
-            item = self._take()
+            # (self._take(), inlined: ready is None here, _receive sets it only when it returns -1)
+            item = validated_item(self.reader, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
             if count >= _STEADY_BYTES:
                 linger = max(linger, _REST_WAIT)
         return item
@@ -188,7 +189,7 @@ class ClientConnectionJob(object):
         pending = self._pending
         if pending is not None and pending():
             return True      # bytes decrypted and buffered inside the TLS object: invisible to poll
-        if wait and self.csock.spin_until_readable():
+        if wait and spin_seconds() and self.csock.spin_until_readable():   # (off: not even the call)
             return True
         try:
             poller = self._poller

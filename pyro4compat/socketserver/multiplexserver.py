@@ -165,24 +165,39 @@ class SocketServer_Multiplex(_LoopGuard):
             self._leave(looping=True)
 
     def _run_once(self) -> None:
+        """One turn: wait for readiness (spinning first when busy-polling is on), serve it, housekeep."""
+        due = min(self._next_housekeeping, self._next_sweep)
         try:
-            ready = self._spinner.spin(self._select_now, _busypoll.idle) if self._spinner is not None else None
+            ready = None
+            if self._spinner is not None and _busypoll.spin_seconds():
+                ready = self._spinner.spin(self._select_now, _busypoll.idle)
             if not ready:
-                timeout = max(min(self._next_housekeeping, self._next_sweep) - time.monotonic(), 0.0)
+                timeout = max(due - time.monotonic(), 0.0)
                 poll = _poll_timeout()
-                ready = self.selector.select(self._turn_timeout(timeout if poll is None else min(poll, timeout)))
+                if poll is not None and poll < timeout:
+                    timeout = poll
+                if self._drain_until is not None:
+                    timeout = self._turn_timeout(timeout)
+                ready = self.selector.select(timeout)
         except (OSError, ValueError):
             ready = []      # selector closed or interrupted: the loop condition decides
-        per_server: Dict[Any, List[Any]] = defaultdict(list)
+        mine: List[Any] = []
+        others: Optional[Dict[Any, List[Any]]] = None   # other servers sharing this selector
         for key, mask in ready:
             if mask & selectors.EVENT_READ:
-                per_server[key.data].append(key.fileobj)
-        for server, fileobjs in per_server.items():
-            if server is self:
-                self._handle_ready(fileobjs)
-            else:
+                if key.data is self:
+                    mine.append(key.fileobj)
+                else:
+                    if others is None:
+                        others = defaultdict(list)
+                    others[key.data].append(key.fileobj)
+        if mine:
+            self._handle_ready(mine)
+        if others:
+            for server, fileobjs in others.items():
                 server.events(fileobjs)
-        self._maybe_housekeep()
+        if time.monotonic() >= min(self._next_housekeeping, self._next_sweep):   # (most turns skip the call)
+            self._maybe_housekeep()
 
     def _select_now(self) -> Any:
         return self.selector.select(0)
@@ -298,6 +313,8 @@ class SocketServer_Multiplex(_LoopGuard):
             if item is None:
                 return
             self._dispatch(client, item)
+            if not reader.holds_bytes:
+                return      # (the usual case: one request per receive, no second look needed)
 
     def _advance_tls(self, client: _Client) -> bool:
         """Continue a non-blocking TLS handshake; True once it is complete."""
