@@ -99,6 +99,8 @@ TAG = b"PYRO"
 HEADER_PREFIX = TAG + struct.pack("!H", PROTOCOL_VERSION)  # what every valid stream starts with
 CHUNK_STRUCT = struct.Struct("!4sH")
 CHUNK_HEADER_SIZE = CHUNK_STRUCT.size
+_CORR_CHUNK_HEAD = CHUNK_STRUCT.pack(b"CORR", 16)
+_CORR_CHUNK_SIZE = CHUNK_HEADER_SIZE + 16     # the annotations area of a lone CORR
 MAX_DATA_SIZE = 0x7FFFFFFF  # the length field is a signed int32
 MAX_ANNOTATIONS_SIZE = 0xFFFF  # the annotations length field is an unsigned short
 MAX_U16 = 0xFFFF
@@ -148,9 +150,9 @@ _U16_FIELDS = ("msg_type", "flags", "seq", "serializer_id", "annotations_size")
 def pack_header(msg_type: int, flags: int, seq: int, data_size: int, serializer_id: int,
                 annotations_size: int = 0) -> bytes:
     """The 24 header bytes; out-of-range fields raise instead of producing a corrupt header."""
-    if (0 <= data_size <= MAX_DATA_SIZE and 0 <= msg_type <= MAX_U16 and 0 <= flags <= MAX_U16
-            and 0 <= seq <= MAX_U16 and 0 <= serializer_id <= MAX_U16 and 0 <= annotations_size <= MAX_U16):
-        # the common case, inlined: this runs twice per call on each side
+    if 0 <= data_size <= MAX_DATA_SIZE and not (msg_type | flags | seq | serializer_id | annotations_size) >> 16:
+        # the common case, inlined: this runs twice per call on each side (all five are 0..65535
+        # exactly when no bit from 16 up is set in any: a negative int has them all)
         chk = (msg_type + PROTOCOL_VERSION + data_size + annotations_size + serializer_id + flags + seq
                + CHECKSUM_MAGIC) & 0xFFFF
         return _HEADER_PACK(TAG, PROTOCOL_VERSION, msg_type, flags, seq, data_size, serializer_id,
@@ -307,6 +309,9 @@ def _decode_key(raw_key: bytes, offset: int) -> str:
 
 def _decode_chunks(view: Union[bytes, memoryview]) -> Dict[str, bytes]:
     size = len(view)
+    if size == _CORR_CHUNK_SIZE and view[:CHUNK_HEADER_SIZE] == _CORR_CHUNK_HEAD:
+        return {"CORR": view[CHUNK_HEADER_SIZE:] if type(view) is bytes else view[CHUNK_HEADER_SIZE:].tobytes()}  # most replies
+
     result: Dict[str, bytes] = {}
     offset = 0
     unpack_from = CHUNK_STRUCT.unpack_from
@@ -421,9 +426,6 @@ def encode_head(msg_type: int, flags: int, seq: int, data_size: int, serializer_
     else:
         chunks = encode_annotations(annotations)
     return pack_header(msg_type, flags, seq, data_size, serializer_id, len(chunks)) + chunks
-
-
-_CORR_CHUNK_HEAD = CHUNK_STRUCT.pack(b"CORR", 16)
 
 
 def wire_chunks(head: bytes, payload: BytesLike, join_limit: int = SEND_JOIN_LIMIT) -> List[BytesLike]:

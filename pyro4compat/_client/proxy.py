@@ -29,7 +29,7 @@ import marshal
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set, Union
 
 from .. import constants, errors, socketutil
 from .._busypoll import begin_work, end_work
@@ -39,7 +39,8 @@ from .._serializers import get_serializer, get_serializer_by_id, wirenames
 from .._uri import URI
 from ..configuration import config
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
-                       FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY, MSG_INVOKE, MSG_RESULT, Message, log_wiredata)
+                       FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY, MSG_INVOKE, MSG_RESULT, Message, log_wiredata,
+                       plain_message_bytes)
 from .blob import SerializedBlob
 from .calls import _AsyncRemoteMethod, _BatchProxyAdapter, _RemoteMethod, _StreamResultIterator
 from .connect import metadata_sets, open_connection
@@ -336,36 +337,46 @@ class Proxy:
                 flags |= FLAGS_COMPRESSED
             if methodname in self._pyroOneway:
                 flags |= FLAGS_ONEWAY
-            object.__setattr__(self, "_pyroSeq", (self._pyroSeq + 1) & 0xffff)   # (no remote-attribute check)
-            request = Message(MSG_INVOKE, payload, serializer.serializer_id, flags, self._pyroSeq,
-                              annotations=annotations, hmac_key=self.__pyroHmacKey)
+            seq = (self._pyroSeq + 1) & 0xffff
+            object.__setattr__(self, "_pyroSeq", seq)   # (no remote-attribute check)
+            hmac_key = self.__pyroHmacKey
+            request: Union[bytes, Message, None] = plain_message_bytes(
+                MSG_INVOKE, payload, serializer.serializer_id, flags, seq, annotations, hmac_key)
+            if request is None:
+                request = Message(MSG_INVOKE, payload, serializer.serializer_id, flags, seq,
+                                  annotations=annotations, hmac_key=hmac_key)
             del payload
             begin_work(None)
             try:
-                return self.__exchange(request, serializer)
+                return self.__exchange(request, flags, hmac_key, serializer)
             except (errors.CommunicationError, KeyboardInterrupt):
                 self._pyroRelease()  # the stream position is unknown now: never reuse it
                 raise
             finally:
                 end_work()
 
-    def __exchange(self, request: Message, serializer: Any) -> Any:
-        if config.LOGWIRE:
-            log_wiredata(log, "proxy wiredata sending", request)
+    def __exchange(self, request: Union[bytes, Message], flags: int, hmac_key: Optional[bytes],
+                   serializer: Any) -> Any:
+        """Send ``request`` (its wire bytes, or the Message for anything unusual), then take the reply."""
         try:
-            request.send(self._pyroConnection)
+            if type(request) is bytes:
+                self._pyroConnection.send(request)
+            else:
+                if config.LOGWIRE:
+                    log_wiredata(log, "proxy wiredata sending", request)
+                request.send(self._pyroConnection)
+                request.data = b""  # _pyroInvoke still holds the request: let a large payload go now
         except errors.ConnectionClosedError as exc:
-            if request.flags & FLAGS_ONEWAY or not isinstance(exc.__cause__, _SEND_REFUSED):
+            if flags & FLAGS_ONEWAY or not isinstance(exc.__cause__, _SEND_REFUSED):
                 raise
-            request.data = b""
-            reply = _early_reply(self._pyroConnection, self._pyroSeq, request.hmac_key)
+            if type(request) is Message:
+                request.data = b""
+            reply = _early_reply(self._pyroConnection, self._pyroSeq, hmac_key)
             if reply is None:
                 raise
             return self.__result(reply, serializer)
-        if request.flags & FLAGS_ONEWAY:
+        if flags & FLAGS_ONEWAY:
             return None
-        request.data = b""  # _pyroInvoke still holds the request: let a large payload go now
-        hmac_key = request.hmac_key
         del request
         reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=hmac_key)
         return self.__result(reply, serializer)

@@ -50,7 +50,6 @@ from typing import Any, Deque, Dict, Optional, Tuple
 from .. import constants, errors
 from .._client.blob import SerializedBlob
 from .._context import current_context
-from .._protocol import SEND_JOIN_LIMIT, annotations_size, encode_head
 from .._serializers import get_serializer_by_id
 from .._serializers.exception_wrapper import _ExceptionWrapper
 from .._tracebacks import formatTraceback
@@ -59,7 +58,7 @@ from ..configuration import config
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                        FLAGS_KEEPSERIALIZED, FLAGS_META_ON_CONNECT, FLAGS_ONEWAY, MSG_CONNECT,
                        MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT, Message,
-                       _take_received, log_wiredata, read_message)
+                       _take_received, log_wiredata, plain_message_bytes, read_message)
 from .exposure import get_exposed_property_value, getAttribute, lookup_exposed_attribute, set_exposed_property_value
 from .streams import is_stream_result
 
@@ -177,13 +176,12 @@ def _send_result(daemon: Any, conn: Any, payload: Any, serializer_id: int, flags
     annotations = daemon._response_annotations()
     current_context.response_annotations = {}
     hmac_key = daemon._pyroHmacKey
-    max_size = config.MAX_MESSAGE_SIZE
-    if (hmac_key or config.LOGWIRE or len(payload) >= SEND_JOIN_LIMIT
-            or (max_size > 0 and len(payload) + annotations_size(annotations) > max_size)):
-        reply = Message(MSG_RESULT, payload, serializer_id, flags, seq, annotations=annotations, hmac_key=hmac_key)
-        _send(daemon, conn, reply, "daemon wiredata sending")
+    wire = plain_message_bytes(MSG_RESULT, payload, serializer_id, flags, seq, annotations, hmac_key)
+    if wire is not None:
+        conn.send(wire)
         return
-    conn.send(encode_head(MSG_RESULT, flags, seq, len(payload), serializer_id, annotations) + payload)
+    reply = Message(MSG_RESULT, payload, serializer_id, flags, seq, annotations=annotations, hmac_key=hmac_key)
+    _send(daemon, conn, reply, "daemon wiredata sending")
 
 
 # --- connection handshake ------------------------------------------------------------------------
