@@ -421,8 +421,8 @@ def encode_head(msg_type: int, flags: int, seq: int, data_size: int, serializer_
     """
     if not annotations:
         chunks = b""
-    elif len(annotations) == 1 and type(annotations.get("CORR")) is bytes and len(annotations["CORR"]) == 16:
-        chunks = _CORR_CHUNK_HEAD + annotations["CORR"]   # type: ignore[operator]
+    elif len(annotations) == 1 and len(corr := annotations.get("CORR") or b"") == 16 and type(corr) is bytes:
+        chunks = _CORR_CHUNK_HEAD + corr
     else:
         chunks = encode_annotations(annotations)
     return pack_header(msg_type, flags, seq, data_size, serializer_id, len(chunks)) + chunks

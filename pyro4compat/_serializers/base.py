@@ -137,6 +137,9 @@ def _revive_state(cls: type, data: dict, name: str) -> Any:
     return obj
 
 
+_SEQUENCE_TYPES = (tuple, list)
+
+
 class SerializerBase:
     """Base of the seven serializers; subclasses provide dumps/loads/dumpsCall/loadsCall."""
 
@@ -190,6 +193,11 @@ class SerializerBase:
     @staticmethod
     def _check_call(call: Any) -> Tuple[Any, Any, Any, Any]:
         """Validate a decoded call tuple; a malformed one is a SerializeError, not a crash later."""
+        if type(call) is tuple and len(call) == 4:   # the usual decoded call, checked by exact types
+            obj, method, vargs, kwargs = call
+            if (type(obj) is str and type(method) is str and type(vargs) in _SEQUENCE_TYPES
+                    and (kwargs is None or type(kwargs) is dict)):
+                return call
         if not isinstance(call, (tuple, list)) or len(call) != 4:
             raise errors.SerializeError("invalid call data: expected (object, method, vargs, kwargs)")
         obj, method, vargs, kwargs = call
