@@ -1,0 +1,98 @@
+"""Bytecode executed per small call, client and server side: a deterministic measure of Python work.
+
+Timings on a shared VM move 15-20% from run to run; the number of bytecode instructions a call
+executes does not. This runs one library (``pyro4compat`` or real ``Pyro4``) in this process
+(a daemon on a thread, a proxy on the main thread), traces every opcode once warmed up, and
+prints the opcodes per call of each side and the functions that execute most of them::
+
+    python benchmarks/count_opcodes.py --library pyro4compat --servertype thread --serializer marshal
+    python benchmarks/count_opcodes.py --library Pyro4 --servertype thread --serializer marshal
+
+Busy-polling is off (``PYRO_BUSYPOLL_US=0``), as across a network. The count leaves out C
+work (system calls, the serializer libraries), so read it next to ``run.py``'s CPU columns,
+not instead of them. Client and server share one interpreter here, so pyro4compat's thread
+server parks the connection more often than with a client in another process (its worker
+pool's opcodes show up); ``profile_calls.py`` measures across processes.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import os
+import sys
+import threading
+from typing import Any, Counter, Tuple
+
+Key = Tuple[str, int, str]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--library", choices=("pyro4compat", "Pyro4"), default="pyro4compat")
+    parser.add_argument("--servertype", choices=("thread", "multiplex"), default="thread")
+    parser.add_argument("--serializer", default="marshal")
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    os.environ["PYRO_BUSYPOLL_US"] = "0"
+    pyro = importlib.import_module(args.library)
+    pyro.config.SERVERTYPE = args.servertype
+    pyro.config.SERIALIZER = args.serializer
+    pyro.config.SERIALIZERS_ACCEPTED = {args.serializer}
+
+    counts = {"client": collections.Counter(), "server": collections.Counter()}  # type: dict
+    tracing = threading.Event()
+    client_thread = threading.current_thread()
+
+    def per_opcode(frame: Any, event: str, arg: Any) -> Any:
+        if event == "opcode" and tracing.is_set():
+            code = frame.f_code
+            side = "client" if threading.current_thread() is client_thread else "server"
+            counts[side][(code.co_filename, code.co_firstlineno, code.co_name)] += 1
+        return per_opcode
+
+    def on_call(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return per_opcode
+
+    @pyro.expose
+    class Bench(object):
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    threading.settrace(on_call)      # before the daemon: its pool threads start traced
+    daemon = pyro.Daemon(host="127.0.0.1")
+    uri = daemon.register(Bench())
+    loop = threading.Thread(target=daemon.requestLoop, daemon=True)
+    loop.start()
+    proxy = pyro.Proxy(uri)
+    add = proxy.add
+    for _ in range(200):
+        add(1, 2)
+    sys.settrace(on_call)
+    tracing.set()
+    for _ in range(args.calls):
+        add(1, 2)
+    tracing.clear()
+    sys.settrace(None)
+    threading.settrace(None)  # type: ignore[arg-type]
+    proxy._pyroRelease()
+    daemon.shutdown()
+    loop.join(5)
+    report(args, counts)
+
+
+def report(args: argparse.Namespace, counts: "dict[str, Counter[Key]]") -> None:
+    print("%s, %s server, %s: opcodes per call" % (args.library, args.servertype, args.serializer))
+    for side in ("client", "server"):
+        total = sum(counts[side].values())
+        print("-- %s: %.1f" % (side, total / args.calls))
+        for (filename, line, name), count in counts[side].most_common(args.top):
+            short = filename.split("site-packages/")[-1].split(os.sep + "lib" + os.sep)[-1]
+            print("  %7.1f  %s:%d(%s)" % (count / args.calls, short, line, name))
+
+
+if __name__ == "__main__":
+    main()
