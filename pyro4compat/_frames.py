@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Union
 
-from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, _decode_chunks,
-                        decode_annotations, discard_limit, max_size_text, unpack_header)
+from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Header, decode_annotations,
+                        discard_limit, max_size_text, unpack_header)
 from .errors import MessageTooLargeError, ProtocolError
 
 __all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
@@ -327,8 +327,7 @@ class FrameReader:
         self._header = header   # what a bad annotations area is reported against
         if anns_size and 0 < data_size < _ONE_RECEIVE_BELOW:     # a small reply: one receive, split here
             rest = recv(anns_size + data_size)
-            head = rest[:anns_size]
-            annotations = _decode_chunks(head) if type(head) is bytes else decode_annotations(head)
+            annotations = decode_annotations(rest[:anns_size])
             payload = rest[anns_size:]
         else:
             annotations = decode_annotations(recv(anns_size)) if anns_size else {}

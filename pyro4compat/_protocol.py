@@ -309,9 +309,9 @@ def _decode_key(raw_key: bytes, offset: int) -> str:
 
 def _decode_chunks(view: Union[bytes, memoryview]) -> Dict[str, bytes]:
     size = len(view)
-    if size == _CORR_CHUNK_SIZE and view[:CHUNK_HEADER_SIZE] == _CORR_CHUNK_HEAD:
-        return {"CORR": view[CHUNK_HEADER_SIZE:] if type(view) is bytes else view[CHUNK_HEADER_SIZE:].tobytes()}  # most replies
-
+    if size == _CORR_CHUNK_SIZE and view[:CHUNK_HEADER_SIZE] == _CORR_CHUNK_HEAD:   # a lone CORR: most replies
+        value = view[CHUNK_HEADER_SIZE:]
+        return {"CORR": value if type(value) is bytes else value.tobytes()}  # type: ignore[dict-item]
     result: Dict[str, bytes] = {}
     offset = 0
     unpack_from = CHUNK_STRUCT.unpack_from

@@ -433,10 +433,7 @@ def request_annotations(hook: Callable[[], Dict[str, bytes]], clear: bool = True
     hook adds."""
     context = current_context  # one thread-local object, read once
     annotations = context.annotations
-    corr = context._corr_raw    # (context._correlation_bytes(), inlined: this runs for every call)
-    if corr is None:
-        value = context._corr_value
-        corr = value.bytes if value else None
+    corr = context._correlation_bytes()
     if corr:
         annotations["CORR"] = corr
     elif annotations:

@@ -174,7 +174,8 @@ def loads_with_class_hint(data: bytes) -> Tuple[Any, bool]:
     if _SLICE_POSSIBLE is not None and _SLICE_POSSIBLE(data) is not None and _holds_slice(value):
         check_marshal_data(data)  # raises "unsupported type code ':'"
         raise _bad("unsupported value type slice")
-    return value, data.find(_CLASS_KEY) >= 0   # (not "in": on bytes that first tries an int, raising and dropping a TypeError)
+    # find, not "in": bytes' "in" first tries the operand as an int, raising and dropping a TypeError
+    return value, data.find(_CLASS_KEY) >= 0
 
 
 def _skip_complex_text(data: bytes, pos: int) -> int:

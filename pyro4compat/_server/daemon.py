@@ -267,12 +267,8 @@ class Daemon:
         dispatch.send_exception_reply(self, connection, seq, serializer_id, exc_value, tbinfo, flags, annotations)
 
     def _response_annotations(self) -> Dict[str, bytes]:
-        context = current_context
-        annotations = context.response_annotations
-        corr = context._corr_raw    # (context._correlation_bytes(), inlined: this runs for every reply)
-        if corr is None:
-            value = context._corr_value
-            corr = value.bytes if value else None
+        annotations = current_context.response_annotations
+        corr = current_context._correlation_bytes()
         if corr:
             annotations["CORR"] = corr
         else:

@@ -83,8 +83,9 @@ def receive_message(daemon: Any, conn: Any, required_types: Any) -> Message:
     A message the transport already received for ``conn`` (see ``message._take_received``) is
     taken without touching the socket.
     """
-    if getattr(conn, "_pyroReceived", None) is not None:   # (the usual case on our servers: no call to see it)
-        return _take_received(conn)  # type: ignore[return-value]
+    received = _take_received(conn)
+    if received is not None:
+        return received
     return read_message(conn, required_types, daemon._pyroHmacKey, discard_oversized=True)
 
 

@@ -147,8 +147,7 @@ class ClientConnectionJob(object):
             count = self._receive()
             if count < 0:
                 return self.ready       # the connection is over: _receive left the error there
-            # (self._take(), inlined: ready is None here, _receive sets it only when it returns -1)
-            item = validated_item(self.reader, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
+            item = self._take()
             if count >= _STEADY_BYTES:
                 linger = max(linger, _REST_WAIT)
         return item
