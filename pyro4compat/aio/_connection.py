@@ -13,6 +13,7 @@ import asyncio
 import collections
 import functools
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Deque, List, Optional
@@ -33,6 +34,10 @@ log = logging.getLogger("Pyro4.aioserver")
 
 _MAX_QUEUED = 8          # complete messages a connection may have waiting before its reading pauses
 _CLOSE = object()        # a work item's verdict: close the connection after its replies
+# a worker may write a reply to a plain socket itself (see _Connection._send_now): write(2) on a
+# socket is POSIX, and only the standard selector loop's transports are known to allow it
+_DIRECT_WRITES = os.name == "posix"
+_DIRECT_MAX = 64 * 1024  # larger replies (several chunks, or one big one) always go through the transport
 
 
 class AioConnection(SocketConnection):
@@ -111,6 +116,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.heard_at = time.monotonic()
         self.transport: Any = None
         self.conn: Any = None
+        self.direct_fd = -1          # >= 0: a worker may write a reply to this descriptor itself (see _send_now)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -118,6 +124,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.transport = transport
         self.conn = AioConnection(self, transport)
         self.server.connections.add(self)
+        if _DIRECT_WRITES and transport.get_extra_info("sslcontext") is None and isinstance(
+                self.server.evloop, asyncio.SelectorEventLoop):
+            self.direct_fd = transport.get_extra_info("socket").fileno()
 
     def get_buffer(self, sizehint: int) -> bytearray:
         return self.server.recv_buffer
@@ -216,8 +225,8 @@ class _Connection(asyncio.BufferedProtocol):
                 else:
                     _log_handshake_error(log, exc)
                 verdict = _CLOSE
+            outbox = conn.take_outbox()
             with self.lock:
-                self.unsent += 1
                 more = (verdict is not _CLOSE and not self.lost and self.write_paused_at is None
                         and bool(self.queue))
                 if more:
@@ -225,7 +234,15 @@ class _Connection(asyncio.BufferedProtocol):
                 else:
                     conn.worker = None
                     self.busy = False
-            self.server.complete(self._done, conn.take_outbox(), verdict)
+                if (len(outbox) == 1 and verdict is None and self.direct_fd >= 0 and not more
+                        and len(outbox[0]) <= _DIRECT_MAX and self.server.quiet()):
+                    outbox = self._send_now(outbox[0])
+                # the loop hears of this message only when it has something to do for it
+                tell_loop = bool(outbox) or verdict is not None or self.lost or self.reading_paused
+                if tell_loop:
+                    self.unsent += 1
+            if tell_loop:
+                self.server.complete(self._done, outbox, verdict)
             if not more:
                 return
             if self.server.others_waiting():   # take turns: this connection's next message queues behind them
@@ -234,10 +251,10 @@ class _Connection(asyncio.BufferedProtocol):
                 return
 
     def _done(self, outbox: List[bytes], verdict: Any) -> None:
-        with self.lock:
+        with self.lock:   # written and counted in one step: a worker's _send_now sees both or neither
             self.unsent -= 1
-        if outbox:
-            self.write(outbox)
+            if outbox:
+                self._write_locked(outbox)
         if verdict is _CLOSE:
             self.close_now()
         if self.lost:
@@ -247,8 +264,34 @@ class _Connection(asyncio.BufferedProtocol):
             self.kick()   # (else nothing to hand over or resume: only the loop adds to the queue)
 
     def write(self, chunks: List[bytes]) -> None:
-        if not self.transport.is_closing():
-            self.transport.writelines(chunks) if len(chunks) > 1 else self.transport.write(chunks[0])
+        """On the loop: through the transport, under ``lock`` (see :meth:`_send_now`)."""
+        with self.lock:
+            self._write_locked(chunks)
+
+    def _write_locked(self, chunks: List[bytes]) -> None:
+        transport = self.transport
+        if not transport.is_closing():
+            transport.writelines(chunks) if len(chunks) > 1 else transport.write(chunks[0])
+
+    def _send_now(self, data: bytes) -> List[bytes]:
+        """On the worker, ``lock`` held: write a small reply straight to the socket; what is left for the loop.
+
+        Only while no completion of this connection is on its way to the loop (``unsent``) and
+        the transport holds nothing unwritten: the loop writes under ``lock`` and counts the
+        completion in the same step, and asyncio's own flushing keeps its buffer non-empty until
+        the kernel has the bytes, so replies never overtake each other. The descriptor cannot be
+        closed and reused meanwhile: asyncio calls ``connection_lost`` (which takes ``lock`` and
+        sets ``lost``) before it closes the socket. What does not go out whole, and any error,
+        is left to the transport, which reports errors its own way.
+        """
+        transport = self.transport
+        if self.lost or self.unsent or transport.get_write_buffer_size() or transport.is_closing():
+            return [data]
+        try:
+            sent = os.write(self.direct_fd, data)
+        except OSError:   # would block, interrupted, or the peer went away: the transport finds out
+            return [data]
+        return [data[sent:]] if sent < len(data) else []
 
     def in_flight(self) -> bool:
         """A message of this connection is queued, being served, or its reply not yet written."""

@@ -45,7 +45,10 @@ trip through the loop) unless other connections wait for a runner. The connectio
 guards ``busy`` and the queue's head between the loop and that worker; ``_runq_lock`` guards
 the run queue and the runners' counts between the loop and the runners. A worker's replies
 are collected in the connection's outbox and written by the loop; completions that finish
-together reach the loop in one wake-up. While the transport's write buffer is over its
+together reach the loop in one wake-up. Except for a lone caller: a runner whose job was the
+only work in sight (:meth:`AsyncioServer.quiet`) writes the reply to a plain socket itself
+(``_Connection._send_now``) and the loop is not woken at all; under load that would cost a GIL
+hand-over per reply, so the loop keeps writing then. While the transport's write buffer is over its
 high-water mark (a client that does not read) no further message of that connection is
 dispatched; with COMMTIMEOUT set such a client, and one that stalls mid-message or before its
 handshake, is closed after that long.
@@ -87,11 +90,12 @@ _STALL = 0.01            # queued work waits this long for stuck runners before 
 class _Runner:
     """A worker draining the server's run queue; ``parked`` while stuck or waiting (not runnable)."""
 
-    __slots__ = ("parked", "started")
+    __slots__ = ("parked", "started", "taken")
 
     def __init__(self) -> None:
         self.parked = False
         self.started = False    # running on a pool thread (not waiting in the pool's queue)
+        self.taken = 0          # jobs it took from the run queue
 
 
 class AsyncioServer:
@@ -260,6 +264,11 @@ class AsyncioServer:
     def others_waiting(self) -> bool:
         return bool(self._runq)
 
+    def quiet(self) -> bool:
+        """On a runner: its job was the only work in sight (the loop likely waits for events)."""
+        runner = getattr(self._local, "runner", None)
+        return not self._runq and runner is not None and runner.taken == 1
+
     def _add_runner(self) -> _Runner:
         """(lock held) A runnable runner, to be submitted to the pool once the lock is released."""
         runner = _Runner()
@@ -284,6 +293,7 @@ class AsyncioServer:
                         return
                     job = runq.popleft()
                     self._taken += 1
+                    runner.taken += 1
                 try:
                     job()
                 except BaseException:

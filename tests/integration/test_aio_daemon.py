@@ -434,3 +434,44 @@ def test_handle_request_override_is_honoured():
     with serving(daemon):
         run(main)
     assert len(daemon.audited) == 6 and all(conn is daemon.audited[0] for conn in daemon.audited)
+
+
+def test_pipelined_replies_stay_in_order_whoever_writes_them():
+    """A worker writes a reply to a plain socket itself when nothing else of that connection is
+    waiting to be written; the loop writes the rest. Many tasks on one proxy pipeline their calls
+    on one connection, and large replies that don't go out in one write are among them: every
+    reply must still come in its request's order (the proxy checks each sequence number)."""
+    daemon, _ = served_service()
+    big = "x" * (3 << 20)   # more than a socket takes at once: the rest goes through the loop
+
+    async def caller(proxy: Any, task: int) -> None:
+        for n in range(40):
+            if n % 10 == task % 10:
+                assert await proxy.echo(big) == big
+            else:
+                assert await proxy.add(task, n) == task + n
+
+    async def main() -> None:
+        async with aio.Proxy(daemon.uriFor("thing")) as proxy:
+            await asyncio.gather(*[caller(proxy, task) for task in range(30)])
+            assert await proxy.add(1, 2) == 3
+
+    with serving(daemon):
+        run(main)
+
+
+def test_workers_write_plain_replies_themselves_and_leave_tls_to_the_loop():
+    from pyro4compat.aio import _connection
+
+    daemon, _ = served_service()
+
+    async def main() -> None:
+        async with aio.Proxy(daemon.uriFor("thing")) as proxy:
+            assert await proxy.add(2, 3) == 5
+            connections = list(daemon.transportServer.connections)
+            assert len(connections) == 1
+            assert (connections[0].direct_fd >= 0) == _connection._DIRECT_WRITES
+            for n in range(20):   # one caller at a time: the replies the workers write
+                assert await proxy.echo(n) == n
+    with serving(daemon):
+        run(main)
