@@ -7,6 +7,8 @@ prints the opcodes per call of each side and the functions that execute most of 
 
     python benchmarks/count_opcodes.py --library pyro4compat --servertype thread --serializer marshal
     python benchmarks/count_opcodes.py --library Pyro4 --servertype thread --serializer marshal
+    python benchmarks/count_opcodes.py --servertype asyncio    # pyro4compat's aio.Daemon (its own
+                                                               # event loop thread, a blocking proxy)
 
 Busy-polling is off (``PYRO_BUSYPOLL_US=0``), as across a network. The count leaves out C
 work (system calls, the serializer libraries), so read it next to ``run.py``'s CPU columns,
@@ -25,19 +27,24 @@ import threading
 from typing import Any, Counter, Tuple
 
 Key = Tuple[str, int, str]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # this checkout's pyro4compat, whatever is installed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library", choices=("pyro4compat", "Pyro4"), default="pyro4compat")
-    parser.add_argument("--servertype", choices=("thread", "multiplex"), default="thread")
+    parser.add_argument("--servertype", choices=("thread", "multiplex", "asyncio"), default="thread")
     parser.add_argument("--serializer", default="marshal")
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
+    if args.servertype == "asyncio" and args.library != "pyro4compat":
+        parser.error("--servertype asyncio is pyro4compat's aio.Daemon")
     os.environ["PYRO_BUSYPOLL_US"] = "0"
     pyro = importlib.import_module(args.library)
-    pyro.config.SERVERTYPE = args.servertype
+    if args.servertype != "asyncio":
+        pyro.config.SERVERTYPE = args.servertype
     pyro.config.SERIALIZER = args.serializer
     pyro.config.SERIALIZERS_ACCEPTED = {args.serializer}
 
@@ -63,7 +70,8 @@ def main() -> None:
             return a + b
 
     threading.settrace(on_call)      # before the daemon: its pool threads start traced
-    daemon = pyro.Daemon(host="127.0.0.1")
+    daemon_class = importlib.import_module("pyro4compat.aio").Daemon if args.servertype == "asyncio" else pyro.Daemon
+    daemon = daemon_class(host="127.0.0.1")
     uri = daemon.register(Bench())
     loop = threading.Thread(target=daemon.requestLoop, daemon=True)
     loop.start()
@@ -90,7 +98,7 @@ def report(args: argparse.Namespace, counts: "dict[str, Counter[Key]]") -> None:
         total = sum(counts[side].values())
         print("-- %s: %.1f" % (side, total / args.calls))
         for (filename, line, name), count in counts[side].most_common(args.top):
-            short = filename.split("site-packages/")[-1].split(os.sep + "lib" + os.sep)[-1]
+            short = filename.split("site-packages/")[-1].split(os.sep + "lib" + os.sep)[-1].replace(REPO + os.sep, "")
             print("  %7.1f  %s:%d(%s)" % (count / args.calls, short, line, name))
 
 
