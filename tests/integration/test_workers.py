@@ -155,6 +155,28 @@ def test_the_worker_idle_the_shortest_time_gets_the_next_job(pools, one_wakeup) 
     assert len(set(ran_on)) == 1, ran_on     # a FIFO wake-up would rotate through all four
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("one_wakeup", [False, True])
+def test_jobs_that_meet_workers_timing_out_all_run_and_gates_stay_closed(pools, one_wakeup) -> None:
+    """Idle timeouts as short as the gaps between jobs: a worker is often taken off the stack just
+    as its wait times out. Every job still runs exactly once, no gate is opened twice (that
+    raises in the waker), the sleepers' gates are closed, and the pool serves on."""
+    pool = make(pools, 3, idle_timeout=0.0005, one_wakeup=one_wakeup)
+    done = threading.Semaphore(0)
+    total = 0
+    for burst in range(300):
+        for _ in range(burst % 3 + 1):
+            pool.submit(done.release)
+            total += 1
+        time.sleep(0.0005 * (burst % 3))
+    for _ in range(total):
+        assert done.acquire(timeout=WAIT)
+    with pool._lock:
+        assert not any(worker.gate.acquire(False) for worker in pool._sleepers)
+    pool.submit(done.release)
+    assert done.acquire(timeout=WAIT)
+
+
 @pytest.mark.timeout(30)
 def test_close_refuses_new_jobs_and_runs_the_queued_ones(pools) -> None:
     pool = make(pools, 1)
