@@ -171,6 +171,8 @@ def test_jobs_that_meet_workers_timing_out_all_run_and_gates_stay_closed(pools, 
         time.sleep(0.0005 * (burst % 3))
     for _ in range(total):
         assert done.acquire(timeout=WAIT)
+    assert wait_for(lambda: pool.stats()["busy"] == 0)
+    assert not done.acquire(False)      # no job ran twice
     with pool._lock:
         assert not any(worker.gate.acquire(False) for worker in pool._sleepers)
     pool.submit(done.release)
