@@ -196,7 +196,7 @@ class SocketServer_Multiplex(_LoopGuard):
         if others:
             for server, fileobjs in others.items():
                 server.events(fileobjs)
-        if time.monotonic() >= min(self._next_housekeeping, self._next_sweep):   # (most turns skip the call)
+        if time.monotonic() >= due:   # (most turns skip the call; only housekeeping moves ``due``)
             self._maybe_housekeep()
 
     def _select_now(self) -> Any:
