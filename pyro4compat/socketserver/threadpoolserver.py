@@ -44,7 +44,8 @@ exhaust the server. Here a connection only holds a worker while it has work:
   ``accept`` for the same connection; the listener is non-blocking, so the loser gets nothing.
 * **The pool** grows from ``THREADPOOL_SIZE_MIN`` to ``THREADPOOL_SIZE`` workers and workers above
   the minimum exit when idle (see :mod:`.threadpool` and :mod:`.._workers`); the server reads
-  the pool's counts only through its methods, under the pool's lock. Requests of handshaken connections are
+  the pool's counts only through its methods, under the pool's lock except the two snapshots
+  asked once per request (may a worker linger, may it spin). Requests of handshaken connections are
   queued when every worker is busy, never refused.
 * **"no free workers"**: a *new* connection is refused (CONNECTFAIL with Pyro4's text
   ``"no free workers, increase server threadpool size"``) only when all ``THREADPOOL_SIZE``
@@ -370,16 +371,16 @@ class SocketServer_Threadpool(_LoopGuard):
     def _linger(self) -> float:
         """Workers may wait a little for a connection's next call while other work can still get a worker.
 
-        That is while a worker is idle or the pool may still grow, and nothing is queued (one
-        reading under the pool's lock).
+        That is while a worker is idle or the pool may still grow, and nothing is queued (a
+        snapshot, read without the pool's lock: see :mod:`.._workers`).
         """
         pool = self.pool
-        return LINGER_SECONDS if pool is not None and pool.has_spare() else 0.0
+        return LINGER_SECONDS if pool is not None and pool.spare_now() else 0.0
 
     def _may_spin(self) -> bool:
         """Busy-polling is welcome while one connection alone holds a worker (see _busypoll)."""
         pool = self.pool
-        return quiet() and pool is not None and pool.busy_count() <= 1
+        return quiet() and pool is not None and pool.busy_now() <= 1
 
     def _take_over_accept(self) -> Optional[ClientConnectionJob]:
         """A worker whose client just left busy-polls the listening socket and accepts the next one itself.

@@ -101,11 +101,13 @@ def test_grows_to_its_limit_and_no_further_then_queues(pools) -> None:
     stats = pool.stats()
     assert (stats["workers"], stats["busy"], stats["queued"]) == (3, 3, 2)
     assert not started.acquire(timeout=0.05)
-    assert not pool.has_spare()
+    assert not pool.has_spare() and not pool.spare_now()    # the lock-free snapshot agrees at rest
+    assert pool.busy_now() == pool.busy_count() == 3
     gate.set()
     for _ in range(2):
         assert started.acquire(timeout=WAIT)
     assert pool.wait_all_exited(WAIT)     # no minimum, no idle timeout: all leave at once
+    assert pool.has_spare() and pool.spare_now() and pool.busy_now() == 0
 
 
 @pytest.mark.timeout(30)
@@ -226,21 +228,27 @@ def test_a_counting_pool_marks_its_jobs_busy_for_the_spin_gate(pools) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_the_thread_server_reads_pool_counts_under_the_pool_lock() -> None:
-    """_linger, _may_spin and serving_here take the pool's lock: no torn readings of its counts."""
+def test_the_thread_server_reads_pool_counts_under_the_lock_except_its_per_request_snapshots() -> None:
+    """serving_here takes the pool's lock; _linger and _may_spin (asked per request) read a snapshot."""
     config.THREADPOOL_SIZE, config.THREADPOOL_SIZE_MIN = 2, 1
     server = SocketServer_Threadpool()
     server.pool = Pool()
     try:
-        for read in (server._linger, server._may_spin, server.serving_here):
-            answered = threading.Event()
-            with server.pool._lock:
-                reader = threading.Thread(target=lambda: (read(), answered.set()))
-                reader.start()
-                assert not answered.wait(0.05), read
-            assert answered.wait(WAIT)
-            reader.join(WAIT)
-        assert server._linger() > 0 and server._may_spin() and not server.serving_here()
+        answered = threading.Event()
+        with server.pool._lock:
+            reader = threading.Thread(target=lambda: (server.serving_here(), answered.set()))
+            reader.start()
+            assert not answered.wait(0.05)
+            assert server._linger() > 0 and server._may_spin()     # no wait for the lock held here
+        assert answered.wait(WAIT)
+        reader.join(WAIT)
+        gate, started = threading.Event(), threading.Semaphore(0)
+        for _ in range(3):      # two workers busy, one job queued: no spare worker, no spinning
+            server.pool.submit(lambda: (started.release(), gate.wait(WAIT)))
+        assert started.acquire(timeout=WAIT) and started.acquire(timeout=WAIT)
+        assert server._linger() == 0 and not server._may_spin() and not server.serving_here()
+        gate.set()
+        assert wait_for(lambda: server._linger() > 0 and server._may_spin())
     finally:
         server.pool.close()
         config.reset()
