@@ -51,8 +51,9 @@ Two readings skip the lock on purpose: :meth:`WorkerPool.spare_now` and
 :meth:`WorkerPool.busy_now`, which the thread server asks once per request (may a worker
 linger, may it spin?). Each reads fields written under the lock (a ``len`` is atomic), so the
 answer is a recent snapshot; nothing that needs the lock is decided on it (who gets a job
-always is decided under the lock). Taking the lock there cost measurably: at 100 busy
-connections its hand-overs between threads made a sixth of the server's CPU per call.
+always is decided under the lock). Taking the lock there cost measurably: with 100 busy
+connections and busy-polling on, dropping it took the thread server from 203-251 to 189-212 us
+of CPU per call (benchmarks/RESULTS.md).
 
 The busy-poll gate's count (:data:`in_flight`) lives here too, but ``busy`` can't serve it:
 the gate counts our threads inside a *call* (a client thread in a proxy call is no pool

@@ -234,14 +234,20 @@ def test_the_thread_server_reads_pool_counts_under_the_lock_except_its_per_reque
     server = SocketServer_Threadpool()
     server.pool = Pool()
     try:
-        answered = threading.Event()
+        locked_out, snapshots = threading.Event(), threading.Event()
+        seen: List[Any] = []
         with server.pool._lock:
-            reader = threading.Thread(target=lambda: (server.serving_here(), answered.set()))
+            reader = threading.Thread(target=lambda: (server.serving_here(), locked_out.set()))
+            snapper = threading.Thread(target=lambda: (seen.append((server._linger(), server._may_spin())),
+                                                       snapshots.set()))
             reader.start()
-            assert not answered.wait(0.05)
-            assert server._linger() > 0 and server._may_spin()     # no wait for the lock held here
-        assert answered.wait(WAIT)
+            snapper.start()
+            assert snapshots.wait(WAIT)     # answered while the lock is held
+            assert not locked_out.wait(0.05)
+        assert locked_out.wait(WAIT)
         reader.join(WAIT)
+        snapper.join(WAIT)
+        assert seen[0][0] > 0 and seen[0][1]
         gate, started = threading.Event(), threading.Semaphore(0)
         for _ in range(3):      # two workers busy, one job queued: no spare worker, no spinning
             server.pool.submit(lambda: (started.release(), gate.wait(WAIT)))
