@@ -191,7 +191,7 @@ class WorkerPool(object):
     def has_spare(self) -> bool:
         """Would a job get a thread at once, with nothing queued? (one consistent reading)"""
         with self._lock:
-            return not self._jobs and bool(self.idle or self._count() < self.max_workers)
+            return self.spare_now()
 
     def spare_now(self) -> bool:
         """:meth:`has_spare` without the lock: a snapshot for per-request heuristics (see the module doc)."""
@@ -203,7 +203,7 @@ class WorkerPool(object):
 
     def busy_count(self) -> int:
         with self._lock:
-            return len(self.busy)
+            return self.busy_now()
 
     def is_busy(self, thread: threading.Thread) -> bool:
         with self._lock:
