@@ -121,10 +121,13 @@ class FrameReader:
         self._gathered_head = 0          # header and annotation bytes of the frame being gathered
         self._whole: Optional[Frame] = None    # a frame fed whole into an empty reader, not handed out yet
 
-    def feed(self, data: BytesLike) -> None:
-        """Add received bytes (any split: a byte, a message, several messages)."""
+    def feed(self, data: BytesLike) -> bool:
+        """Add received bytes (any split: a byte, a message, several messages).
+
+        True when ``data`` was exactly one frame and nothing else is pending: one ``next_frame()``
+        hands out all there is (a caller may skip asking again)."""
         if self._broken is not None:
-            return      # the stream lost its message boundaries: nothing more is kept
+            return False      # the stream lost its message boundaries: nothing more is kept
         if self._skip_left:
             dropped = min(self._skip_left, len(data))
             self._skip_left -= dropped
@@ -133,8 +136,9 @@ class FrameReader:
             data = self._gather(data)
         elif (len(data) >= HEADER_SIZE and not self._buffer and self._header is None and self._whole is None
               and self._take_whole(data)):
-            return
+            return self._skipping is None
         self._buffer += data
+        return False
 
     def _take_whole(self, data: BytesLike) -> bool:
         """Keep ``data`` as the next frame when it is exactly one, within the limit; else False (buffer it)."""

@@ -305,7 +305,7 @@ class SocketServer_Multiplex(_LoopGuard):
         if not data:
             self._drop(client, errors.ConnectionClosedError("receiving: connection lost"))
             return
-        reader.feed(data)
+        whole = reader.feed(data)
         hmac_key = hmac_key_of(self.daemon)
         conn = client.conn
         while not self._closed and conn in self._clients:
@@ -313,7 +313,7 @@ class SocketServer_Multiplex(_LoopGuard):
             if item is None:
                 return
             self._dispatch(client, item)
-            if not reader.holds_bytes:
+            if whole or not reader.holds_bytes:
                 return      # (the usual case: one request per receive, no second look needed)
 
     def _advance_tls(self, client: _Client) -> bool:

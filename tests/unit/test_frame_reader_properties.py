@@ -41,11 +41,31 @@ def outcome(pieces, max_message_size: int = 0, gather_from: int = _frames.GATHER
     frames = []
     try:
         for piece in pieces:
-            reader.feed(piece)
-            frames.extend(_frames.iter_frames(reader))
+            whole, before = reader.feed(piece), len(frames)
+            frames.extend(_frames.iter_frames(reader))   # (keeps the frames before an error)
+            if whole:   # feed's promise: that one frame was all there is
+                assert len(frames) == before + 1 and not reader.holds_bytes
     except ProtocolError as exc:
         return frames, type(exc).__name__, str(exc)
     return frames, None, reader.buffered
+
+
+def test_feed_says_when_the_bytes_were_exactly_one_frame():
+    one, two = build((1, b"abc", 2, 0, 7, {}, None)), build((1, b"defg", 2, 0, 8, {}, None))
+    reader = _frames.FrameReader()
+    assert reader.feed(one) is True
+    assert [f.header.seq for f in _frames.iter_frames(reader)] == [7] and not reader.holds_bytes
+    assert reader.feed(one + two) is False                        # two frames: ask until NEED_DATA
+    assert [f.header.seq for f in _frames.iter_frames(reader)] == [7, 8]
+    assert reader.feed(one[:5]) is False and reader.feed(one[5:]) is False   # completed from the buffer
+    assert [f.header.seq for f in _frames.iter_frames(reader)] == [7]
+    limited = _frames.FrameReader(max_message_size=2, discard_oversized=True)
+    assert limited.feed(one) is False                             # over the limit: reported, not handed out whole
+    oversized = _frames.FrameReader(max_message_size=3, discard_oversized=True)
+    assert oversized.feed(two[:_frames.HEADER_SIZE]) is False     # its refusal is still to be reported ...
+    assert oversized.feed(two[_frames.HEADER_SIZE:] + one) is False   # ... before the whole frame behind it
+    events = list(_frames.iter_frames(oversized))
+    assert type(events[0]) is _frames.Oversized and events[-1].header.seq == 7
 
 
 @BOUNDED
