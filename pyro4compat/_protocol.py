@@ -93,10 +93,13 @@ HEADER_FORMAT = "!4sHHHHiHHHH"
 HEADER_STRUCT = struct.Struct(HEADER_FORMAT)
 HEADER_SIZE = HEADER_STRUCT.size
 _HEADER_PACK = HEADER_STRUCT.pack
-_HEADER_UNPACK = HEADER_STRUCT.unpack
 CHECKSUM_MAGIC = 0x34E9
 TAG = b"PYRO"
 HEADER_PREFIX = TAG + struct.pack("!H", PROTOCOL_VERSION)  # what every valid stream starts with
+# the same 24 bytes read as (tag and version, the six Header fields in wire order, reserved,
+# checksum): the fields come out as one slice, and the checksum is their sum plus a constant
+_HEADER_UNPACK = struct.Struct("!6sHHHiHHHH").unpack
+_CHECKSUM_BASE = PROTOCOL_VERSION + CHECKSUM_MAGIC
 CHUNK_STRUCT = struct.Struct("!4sH")
 CHUNK_HEADER_SIZE = CHUNK_STRUCT.size
 _CORR_CHUNK_HEAD = CHUNK_STRUCT.pack(b"CORR", 16)
@@ -178,17 +181,16 @@ def unpack_header(data: BytesLike) -> Header:
     """Parse and validate 24 header bytes. The reserved field is ignored, as Pyro4 ignores it."""
     if not data or len(data) != HEADER_SIZE:
         raise ProtocolError(ERR_HEADER_SIZE)
-    (tag, version, msg_type, flags, seq, data_size, serializer_id, anns_size, _reserved,
-     chk) = _HEADER_UNPACK(data)
-    if tag != TAG or version != PROTOCOL_VERSION:
+    words = _HEADER_UNPACK(data)
+    fields = words[1:7]    # msg_type, flags, seq, data_size, serializer_id, annotations_size
+    if words[0] != HEADER_PREFIX:
         raise ProtocolError(ERR_BAD_TAG)
-    if chk != (msg_type + PROTOCOL_VERSION + data_size + anns_size + serializer_id + flags + seq
-               + CHECKSUM_MAGIC) & 0xFFFF:
+    if words[8] != (sum(fields) + _CHECKSUM_BASE) & 0xFFFF:
         raise ProtocolError(ERR_CHECKSUM)
-    if data_size < 0:
+    if fields[3] < 0:
         raise ProtocolError(ERR_DATA_SIZE)
     # Header(...) without NamedTuple's __new__: this runs for every message
-    return _new_tuple(Header, (msg_type, flags, seq, data_size, serializer_id, anns_size))
+    return _new_tuple(Header, fields)
 
 
 # :func:`unpack_header` under the name callers use that only unpack its six fields (a Header is that tuple)
