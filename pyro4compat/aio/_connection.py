@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import os
 import threading
@@ -22,7 +21,7 @@ from .. import _frames, errors
 from .._sockio import SocketConnection
 from ..configuration import config
 from ..socketserver import _client_disconnect, _log_handshake_error, _log_request_error
-from ..message import next_item as validated_item
+from ..message import Message, next_item as validated_item
 from ..socketserver._receiving import REQUIRED_TYPES, Item, ends_stream, hmac_key_of
 
 if TYPE_CHECKING:
@@ -38,6 +37,8 @@ _CLOSE = object()        # a work item's verdict: close the connection after its
 # socket is POSIX, and only the standard selector loop's transports are known to allow it
 _DIRECT_WRITES = os.name == "posix"
 _DIRECT_MAX = 64 * 1024  # larger replies (several chunks, or one big one) always go through the transport
+_get_ident = threading.get_ident
+_monotonic = time.monotonic
 
 
 class AioConnection(SocketConnection):
@@ -61,7 +62,7 @@ class AioConnection(SocketConnection):
     def send(self, data: Any) -> None:
         if self._owner.lost:
             raise errors.ConnectionClosedError("sending: connection lost")
-        if self.worker == threading.get_ident():
+        if self.worker == _get_ident():
             self._outbox.append(bytes(data))
         else:
             self._owner.server.call_soon(self._owner.write, [bytes(data)])
@@ -73,10 +74,6 @@ class AioConnection(SocketConnection):
     def recv(self, size: int) -> bytes:
         """Never reads the socket (the loop does): whole messages wait in ``_pyroReceived``."""
         raise errors.ConnectionClosedError("receiving: not enough data")
-
-    def take_outbox(self) -> List[bytes]:
-        outbox, self._outbox = self._outbox, []
-        return outbox
 
     def close(self) -> None:
         self._owner.server.call_soon(self._owner.close_now)
@@ -136,9 +133,9 @@ class _Connection(asyncio.BufferedProtocol):
 
     def data_received(self, data: Any) -> None:
         """What the socket gave (a view of the server's receive buffer, valid until this returns)."""
-        self.heard_at = time.monotonic()
+        self.heard_at = _monotonic()
         reader, queue = self.reader, self.queue
-        reader.feed(data)
+        whole = reader.feed(data)
         hmac_key = hmac_key_of(self.daemon)
         while not self.lost:
             item = validated_item(reader, REQUIRED_TYPES[self.frames > 0], hmac_key)
@@ -146,11 +143,13 @@ class _Connection(asyncio.BufferedProtocol):
                 break
             self.frames += 1
             queue.append(item)
-            if ends_stream(item):
+            if type(item) is not Message and ends_stream(item):
                 self.transport.pause_reading()    # the stream lost its place: nothing after this is read
                 self.reading_paused = True
                 break
-        if len(self.queue) >= _MAX_QUEUED and not self.reading_paused:
+            if whole or not reader.holds_bytes:
+                break     # (the usual case: one request per receive, no second look needed)
+        if len(queue) >= _MAX_QUEUED and not self.reading_paused:
             self.transport.pause_reading()
             self.reading_paused = True
         self.kick()
@@ -181,7 +180,8 @@ class _Connection(asyncio.BufferedProtocol):
     def _serve_item(self, item: Item) -> Any:
         """On a worker: the handshake or ``daemon.handleRequest`` for one received item (a message,
         or the receive error that stands for one), as the socket servers do; the verdict says
-        whether the connection ends here."""
+        whether the connection ends here (a remote ``sys.exit()`` too, as in Pyro4: the connection
+        ends, not the server)."""
         conn = self.conn
         conn._pyroReceived = item
         try:
@@ -191,9 +191,15 @@ class _Connection(asyncio.BufferedProtocol):
                 self.connected = True
             else:
                 return _CLOSE
+        except BaseException as exc:
+            if self.connected:
+                _log_request_error(log, exc, conn)
+            else:
+                _log_handshake_error(log, exc)
+            return _CLOSE
         finally:
             conn._pyroReceived = None
-        return _CLOSE if ends_stream(item) else None
+        return _CLOSE if type(item) is not Message and ends_stream(item) else None
 
     def kick(self) -> None:
         """Hand the next queued message to a worker, unless one is in flight or writing is stuck."""
@@ -205,7 +211,7 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             item = self.queue.popleft()
             self.busy = True
-        self.server.run(functools.partial(self._run, item))
+        self.server.run(self, item)
 
     def _run(self, item: Item) -> None:
         """On a worker: this connection's messages through the daemon, in order, while more are queued.
@@ -213,41 +219,32 @@ class _Connection(asyncio.BufferedProtocol):
         Each message's replies go to the loop as soon as it is done; a pipelining client's next
         message is taken from the queue right here (under ``lock``), without a trip through the loop.
         """
-        conn = self.conn
-        conn.worker = threading.get_ident()
+        conn, server, lock, queue = self.conn, self.server, self.lock, self.queue
+        conn.worker = _get_ident()
         while True:
-            verdict = None
-            try:
-                verdict = self._serve_item(item)
-            except BaseException as exc:   # as Pyro4: a remote sys.exit() ends this connection, not the server
-                if self.connected:
-                    _log_request_error(log, exc, self.conn)
-                else:
-                    _log_handshake_error(log, exc)
-                verdict = _CLOSE
-            outbox = conn.take_outbox()
-            with self.lock:
-                more = (verdict is not _CLOSE and not self.lost and self.write_paused_at is None
-                        and bool(self.queue))
+            verdict = self._serve_item(item)
+            outbox, conn._outbox = conn._outbox, []
+            with lock:
+                more = verdict is None and len(queue) > 0 and not self.lost and self.write_paused_at is None
                 if more:
-                    item = self.queue.popleft()
+                    item = queue.popleft()
                 else:
                     conn.worker = None
                     self.busy = False
-                if (len(outbox) == 1 and verdict is None and self.direct_fd >= 0 and not more
-                        and len(outbox[0]) <= _DIRECT_MAX and self.server.quiet()):
-                    outbox = self._send_now(outbox[0])
+                    if (verdict is None and len(outbox) == 1 and not server._runq and self.direct_fd >= 0
+                            and len(outbox[0]) <= _DIRECT_MAX and server.quiet()):
+                        outbox = self._send_now(outbox[0])
                 # the loop hears of this message only when it has something to do for it
-                tell_loop = bool(outbox) or verdict is not None or self.lost or self.reading_paused
+                tell_loop = outbox or verdict is not None or self.lost or self.reading_paused
                 if tell_loop:
                     self.unsent += 1
             if tell_loop:
-                self.server.complete(self._done, outbox, verdict)
+                server.complete(self, outbox, verdict)
             if not more:
                 return
-            if self.server.others_waiting():   # take turns: this connection's next message queues behind them
+            if server._runq:   # others wait: this connection's next message takes its turn behind them
                 conn.worker = None
-                self.server.run_later(functools.partial(self._run, item))
+                server.run_later(self, item)
                 return
 
     def _done(self, outbox: List[bytes], verdict: Any) -> None:
@@ -269,9 +266,24 @@ class _Connection(asyncio.BufferedProtocol):
             self._write_locked(chunks)
 
     def _write_locked(self, chunks: List[bytes]) -> None:
+        """On the loop: a lone small reply to an idle plain socket goes out with one ``write(2)``
+        (what the transport would do, without its bookkeeping); anything else through the transport."""
         transport = self.transport
-        if not transport.is_closing():
-            transport.writelines(chunks) if len(chunks) > 1 else transport.write(chunks[0])
+        if transport.is_closing():
+            return
+        if len(chunks) > 1:
+            transport.writelines(chunks)
+            return
+        data = chunks[0]
+        if self.direct_fd >= 0 and not transport.get_write_buffer_size():
+            try:
+                sent = os.write(self.direct_fd, data)
+            except OSError:   # would block, or the peer went away: the transport finds out
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
     def _send_now(self, data: bytes) -> List[bytes]:
         """On the worker, ``lock`` held: write a small reply straight to the socket; what is left for the loop.

@@ -42,10 +42,12 @@ The pool under the runners keeps its own limits (``THREADPOOL_SIZE`` soft, stall
 queue on the connection (reading pauses past ``_MAX_QUEUED``), and the worker takes the next
 one itself when it is done with one (a pipelining client's requests run back to back without a
 trip through the loop) unless other connections wait for a runner. The connection's ``lock``
-guards ``busy`` and the queue's head between the loop and that worker; ``_runq_lock`` guards
-the run queue and the runners' counts between the loop and the runners. A worker's replies
-are collected in the connection's outbox and written by the loop; completions that finish
-together reach the loop in one wake-up. Except for a lone caller: a runner whose job was the
+guards ``busy`` and the queue's head between the loop and that worker. ``_runq_lock`` guards
+appends to the run queue and the runners' counts; a runner takes work off the queue without it
+(``deque.popleft`` is atomic) and takes it only to decide whether to leave, so work queued while
+the last runner leaves always gets a new one. A worker's replies are collected in the
+connection's outbox and written by the loop; completions that finish together reach the loop
+in one wake-up, through a deque and a flag that need no lock (:meth:`AsyncioServer.complete`). Except for a lone caller: a runner whose job was the
 only work in sight (:meth:`AsyncioServer.quiet`) writes the reply to a plain socket itself
 (``_Connection._send_now``) and the loop is not woken at all; under load that would cost a GIL
 hand-over per reply, so the loop keeps writing then. While the transport's write buffer is over its
@@ -109,14 +111,13 @@ class AsyncioServer:
         self.recv_buffer = bytearray(_RECV_BUFFER)   # every connection receives into it, on the loop
         self.recv_view = memoryview(self.recv_buffer)
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
-        self._completed: List[Tuple[Callable[..., Any], tuple]] = []   # workers' results for the loop
-        self._completed_lock = threading.Lock()
+        self._completed: Deque[Tuple[_Connection, List[bytes], Any]] = collections.deque()   # workers' results for the loop
         self._completion_pending = False
-        self._runq: Deque[Callable[[], Any]] = collections.deque()   # connections' work waiting for a runner
-        self._runq_lock = threading.Lock()    # _runq, _runners, _runnable, _taken and runners' parked
+        self._runq: Deque[Tuple[_Connection, Any]] = collections.deque()   # (connection, message) waiting for a runner
+        self._runq_lock = threading.Lock()    # appends to _runq, _runners, _runnable, runners' parked (see _drain)
         self._runners: Set[_Runner] = set()
         self._runnable = 0                    # runners not parked
-        self._taken = 0                       # jobs taken off _runq so far (the stall check's progress)
+        self._taken = 0                       # jobs taken off _runq so far (the stall check's progress; no lock)
         self._stall_seen = 0
         self._stall_timer: Any = None         # the loop's pending stall check
         self._local = threading.local()       # .runner: the runner the calling worker is
@@ -243,11 +244,11 @@ class AsyncioServer:
 
     # --- the run queue: connections' work on as few workers as keep it moving --------------------
 
-    def run(self, job: Callable[[], Any]) -> None:
-        """On the loop: queue a connection's work; a runner starts only if none is runnable."""
+    def run(self, connection: _Connection, item: Any) -> None:
+        """On the loop: queue a connection's next message; a runner starts only if none is runnable."""
         arm = self._stall_timer is None and self.evloop is not None   # (the timer is the loop's)
         with self._runq_lock:
-            self._runq.append(job)
+            self._runq.append((connection, item))
             runner = self._add_runner() if not self._runnable else None
             if arm:
                 self._stall_seen = self._taken
@@ -256,13 +257,10 @@ class AsyncioServer:
         if arm:   # also behind a fresh runner: it may get stuck before it reaches the rest of the queue
             self._stall_timer = self.evloop.call_later(_STALL, self._check_stall)   # type: ignore[union-attr]
 
-    def run_later(self, job: Callable[[], Any]) -> None:
-        """From a runner, which then goes on draining: queue ``job`` behind the work waiting."""
+    def run_later(self, connection: _Connection, item: Any) -> None:
+        """From a runner, which then goes on draining: queue a message behind the work waiting."""
         with self._runq_lock:
-            self._runq.append(job)
-
-    def others_waiting(self) -> bool:
-        return bool(self._runq)
+            self._runq.append((connection, item))
 
     def quiet(self) -> bool:
         """On a runner: its job was the only work in sight (the loop likely waits for events)."""
@@ -280,25 +278,30 @@ class AsyncioServer:
         """A pool job: run queued work until the queue is empty or another runner is runnable too."""
         self._local.runner = runner
         lock, runq = self._runq_lock, self._runq
+        runner.started = True
         try:
             while True:
-                with lock:
-                    runner.started = True
-                    if runner.parked:
-                        runner.parked = False
-                        self._runnable += 1
-                    if not runq or self._runnable > 1:
-                        self._runnable -= 1
-                        self._runners.discard(runner)
-                        return
-                    job = runq.popleft()
-                    self._taken += 1
-                    runner.taken += 1
+                if runner.parked or self._runnable > 1 or not runq:
+                    with lock:   # whether to leave (or count as runnable again) is decided under the lock
+                        if runner.parked:
+                            runner.parked = False
+                            self._runnable += 1
+                        if not runq or self._runnable > 1:
+                            self._runnable -= 1
+                            self._runners.discard(runner)
+                            return
+                        connection, item = runq.popleft()
+                else:
+                    try:
+                        connection, item = runq.popleft()   # (atomic; only runners take from the queue)
+                    except IndexError:
+                        continue
+                self._taken += 1   # (only ever compared for a change: a rare lost increment is harmless)
+                runner.taken += 1
                 try:
-                    job()
+                    connection._run(item)
                 except BaseException:
                     report_uncaught()
-                job = None   # type: ignore[assignment]
         finally:
             self._local.runner = None
 
@@ -346,25 +349,25 @@ class AsyncioServer:
 
     # --- completions ---------------------------------------------------------------------------
 
-    def complete(self, callback: Callable[..., Any], *args: Any) -> None:
-        """From a worker: run ``callback(*args)`` on the loop. Completions that arrive while the
-        loop has not yet run the previous ones join that batch: one loop wake-up for all of them."""
-        with self._completed_lock:
-            self._completed.append((callback, args))
-            if self._completion_pending:
-                return
+    def complete(self, connection: _Connection, outbox: List[bytes], verdict: Any) -> None:
+        """From a worker: ``connection._done(outbox, verdict)`` on the loop. Completions that arrive
+        before the loop has taken the previous ones join that batch: one loop wake-up for all.
+
+        No lock: appending and taking from the deque are atomic, and the loop clears
+        ``_completion_pending`` *before* it takes the batch, so a completion either sees the flag
+        set and is in the batch the loop is about to take, or sees it clear and wakes the loop
+        itself (at worst a wake-up that finds nothing)."""
+        self._completed.append((connection, outbox, verdict))
+        if not self._completion_pending:
             self._completion_pending = True
-        self.call_soon(self._run_completed)
+            self.call_soon(self._run_completed)
 
     def _run_completed(self) -> None:
-        while True:
-            with self._completed_lock:
-                if not self._completed:
-                    self._completion_pending = False
-                    return
-                batch, self._completed = self._completed, []
-            for callback, args in batch:
-                callback(*args)
+        self._completion_pending = False
+        completed = self._completed
+        while completed:
+            connection, outbox, verdict = completed.popleft()
+            connection._done(outbox, verdict)
 
     def on_loop(self) -> bool:
         return self.loop_thread is threading.current_thread() and self.evloop is not None
