@@ -275,7 +275,7 @@ class _Connection(asyncio.BufferedProtocol):
             transport.writelines(chunks)
             return
         data = chunks[0]
-        if self.direct_fd >= 0 and not transport.get_write_buffer_size():
+        if self.direct_fd >= 0 and len(data) <= _DIRECT_MAX and not transport.get_write_buffer_size():
             try:
                 sent = os.write(self.direct_fd, data)
             except OSError:   # would block, or the peer went away: the transport finds out
