@@ -47,8 +47,9 @@ appends to the run queue and the runners' counts; a runner takes work off the qu
 (``deque.popleft`` is atomic) and takes it only to decide whether to leave, so work queued while
 the last runner leaves always gets a new one. A worker's replies are collected in the
 connection's outbox and written by the loop; completions that finish together reach the loop
-in one wake-up, through a deque and a flag that need no lock (:meth:`AsyncioServer.complete`). Except for a lone caller: a runner whose job was the
-only work in sight (:meth:`AsyncioServer.quiet`) writes the reply to a plain socket itself
+in one wake-up, through a deque and a flag that need no lock (:meth:`AsyncioServer.complete`).
+Except for a lone caller: a runner whose job was the only work in sight
+(:meth:`AsyncioServer.quiet`) writes the reply to a plain socket itself
 (``_Connection._send_now``) and the loop is not woken at all; under load that would cost a GIL
 hand-over per reply, so the loop keeps writing then. While the transport's write buffer is over its
 high-water mark (a client that does not read) no further message of that connection is
@@ -111,7 +112,7 @@ class AsyncioServer:
         self.recv_buffer = bytearray(_RECV_BUFFER)   # every connection receives into it, on the loop
         self.recv_view = memoryview(self.recv_buffer)
         self.running: Set[Any] = set()    # async def calls in progress on the loop (oneway ones too)
-        self._completed: Deque[Tuple[_Connection, List[bytes], Any]] = collections.deque()   # workers' results for the loop
+        self._completed: Deque[Tuple[_Connection, List[bytes], Any]] = collections.deque()   # results for the loop
         self._completion_pending = False
         self._runq: Deque[Tuple[_Connection, Any]] = collections.deque()   # (connection, message) waiting for a runner
         self._runq_lock = threading.Lock()    # appends to _runq, _runners, _runnable, runners' parked (see _drain)
