@@ -354,21 +354,26 @@ class AsyncioServer:
         """From a worker: ``connection._done(outbox, verdict)`` on the loop. Completions that arrive
         before the loop has taken the previous ones join that batch: one loop wake-up for all.
 
-        No lock: appending and taking from the deque are atomic, and the loop clears
-        ``_completion_pending`` *before* it takes the batch, so a completion either sees the flag
-        set and is in the batch the loop is about to take, or sees it clear and wakes the loop
-        itself (at worst a wake-up that finds nothing)."""
+        No lock: appending and taking from the deque are atomic. The flag stays set while the
+        loop works through the deque (completions arriving meanwhile join that batch, without a
+        wake-up each), and the loop clears it *before* its last look at the deque: a completion
+        either is seen by that look or sees the flag clear and wakes the loop itself (at worst a
+        wake-up that finds nothing)."""
         self._completed.append((connection, outbox, verdict))
         if not self._completion_pending:
             self._completion_pending = True
             self.call_soon(self._run_completed)
 
     def _run_completed(self) -> None:
-        self._completion_pending = False
         completed = self._completed
-        while completed:
-            connection, outbox, verdict = completed.popleft()
-            connection._done(outbox, verdict)
+        while True:
+            while completed:
+                connection, outbox, verdict = completed.popleft()
+                connection._done(outbox, verdict)
+            self._completion_pending = False
+            if not completed:
+                return
+            self._completion_pending = True   # one arrived after the drain, before the flag cleared
 
     def on_loop(self) -> bool:
         return self.loop_thread is threading.current_thread() and self.evloop is not None
