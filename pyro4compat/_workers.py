@@ -195,7 +195,7 @@ class WorkerPool(object):
 
     def spare_now(self) -> bool:
         """:meth:`has_spare` without the lock: a snapshot for per-request heuristics (see the module doc)."""
-        return not self._jobs and bool(self.idle or len(self.idle) + len(self.busy) < self.max_workers)
+        return not self._jobs and bool(self.idle or self._count() < self.max_workers)
 
     def busy_now(self) -> int:
         """Workers given a job, read without the lock: a snapshot (see the module doc)."""
