@@ -28,7 +28,8 @@ from ._protocol import (ERR_BAD_TAG, HEADER_PREFIX, HEADER_SIZE, BytesLike, Head
                         discard_limit, max_size_text, unpack_header)
 from .errors import MessageTooLargeError, ProtocolError
 
-__all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames"]
+__all__ = ["GATHER_FROM", "OWN_PIECE", "NEED_DATA", "Frame", "Oversized", "FrameReader", "iter_frames",
+           "whole_frame"]
 
 GATHER_FROM = 1 << 20  # payloads this large are gathered piece by piece, not buffered
 _ONE_RECEIVE_BELOW = 64 * 1024  # receive(): smaller payloads come with their annotations, then are sliced off
@@ -68,6 +69,31 @@ class Oversized(NamedTuple):
 
     header: Header
     in_step: bool = True
+
+
+def whole_frame(data: BytesLike, max_message_size: int) -> Optional[Frame]:
+    """The frame ``data`` is when it is exactly one complete frame within the limit, else None.
+
+    The shortcut for bytes that arrived as one whole message (the usual small call or reply):
+    the header gets every check :meth:`FrameReader.next_frame` makes and the payload is copied
+    straight out of ``data``. Anything else (a part of a frame, more than one, a failed check,
+    a size over the limit) gives None and the caller takes the general path, which reports
+    errors in their usual order. Used by :meth:`FrameReader.feed` and by a proxy's receive
+    (``message.read_reply``).
+    """
+    if len(data) < HEADER_SIZE:
+        return None
+    try:
+        header = unpack_header(data[:HEADER_SIZE])
+        anns_size = header[5]
+        total = header[3] + anns_size   # data_size + annotations_size
+        if HEADER_SIZE + total != len(data) or 0 < max_message_size < total:
+            return None
+        anns_end = HEADER_SIZE + anns_size
+        annotations = decode_annotations(data[HEADER_SIZE:anns_end]) if anns_size else {}
+    except ProtocolError:
+        return None        # the general path raises it, in its order
+    return _new_tuple(Frame, (header, annotations, bytes(data[anns_end:])))
 
 
 def _check_prefix(buffer: BytesLike) -> None:
@@ -134,25 +160,12 @@ class FrameReader:
             data = data[dropped:]
         if self._gather_left and data:
             data = self._gather(data)
-        elif (len(data) >= HEADER_SIZE and not self._buffer and self._header is None and self._whole is None
-              and self._take_whole(data)):
-            return self._skipping is None
+        elif len(data) >= HEADER_SIZE and not self._buffer and self._header is None and self._whole is None:
+            self._whole = whole_frame(data, self.max_message_size)    # None: buffer it after all
+            if self._whole is not None:
+                return self._skipping is None
         self._buffer += data
         return False
-
-    def _take_whole(self, data: BytesLike) -> bool:
-        """Keep ``data`` as the next frame when it is exactly one, within the limit; else False (buffer it)."""
-        try:
-            header = unpack_header(data[:HEADER_SIZE])
-            total = header[3] + header[5]   # data_size + annotations_size
-            if HEADER_SIZE + total != len(data) or 0 < self.max_message_size < total:
-                return False
-            anns_end = HEADER_SIZE + header[5]
-            annotations = decode_annotations(data[HEADER_SIZE:anns_end]) if header[5] else {}
-        except ProtocolError:
-            return False        # the buffered path raises it, in its order
-        self._whole = _new_tuple(Frame, (header, annotations, bytes(data[anns_end:])))
-        return True
 
     def _gather(self, data: BytesLike) -> BytesLike:
         """Keep the payload's share of ``data``; return the rest (the next frame's bytes).

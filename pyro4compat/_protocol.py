@@ -290,9 +290,9 @@ def encode_annotations(annotations: Mapping[str, BytesLike]) -> bytes:
 
 def decode_annotations(data: BytesLike) -> Dict[str, bytes]:
     """Parse the annotations area; a later duplicate key wins, as in Pyro4."""
-    if type(data) is bytes:
+    if type(data) is bytes or type(data) is memoryview:
         return _decode_chunks(data)  # slicing bytes copies just the value, as tobytes() would
-    with memoryview(data) as view:
+    with memoryview(data) as view:   # (a bytearray: the view is released before it may be resized)
         return _decode_chunks(view)
 
 

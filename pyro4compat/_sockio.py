@@ -462,8 +462,26 @@ class SocketConnection(object):
         if not self._rend:
             self._rbuf = None
 
-    def _recv_ahead(self, size: int) -> bytes:
-        """One ``recv_into`` of whatever arrived (up to the buffer), keeping the bytes past ``size``."""
+    def receive_ahead(self) -> Optional[memoryview]:
+        """One receive of whatever arrived into the empty read-ahead buffer: a view of those bytes.
+
+        For a caller that can take a whole message apart in place (a proxy's reply, see
+        ``message.read_reply``). The bytes count as handed out; a caller that can't use them
+        gives them back with :meth:`unread`, and ``recv`` then hands them out first. None
+        (nothing received) when read-ahead is off for this connection or this receive, or bytes
+        are buffered already. The view is valid until the next receive.
+        """
+        if self._rend or not self.read_ahead or self._exact_reads:
+            return None
+        count = self._fill_ahead()   # (creates the buffer the first time)
+        return self._rbuf[:count]   # type: ignore[index]
+
+    def unread(self, count: int) -> None:
+        """Give back the ``count`` bytes :meth:`receive_ahead` just returned: ``recv`` starts with them."""
+        self._rstart, self._rend = 0, count
+
+    def _fill_ahead(self) -> int:
+        """One ``recv_into`` of the read-ahead buffer from its start; how many bytes came."""
         view = self._rbuf
         if view is None:
             view = self._rbuf = memoryview(bytearray(_READ_AHEAD_SIZE))
@@ -472,7 +490,12 @@ class SocketConnection(object):
         elif spin_seconds():        # (busy-polling off: not even the call)
             self.spin_until_readable()
             self.readable_seen = False
-        count = _recv_some(self.sock, view)
+        return _recv_some(self.sock, view)
+
+    def _recv_ahead(self, size: int) -> bytes:
+        """One ``recv_into`` of whatever arrived (up to the buffer), keeping the bytes past ``size``."""
+        count = self._fill_ahead()
+        view = self._rbuf
         if count >= size:
             if count > size:
                 self._rstart, self._rend = size, count

@@ -280,11 +280,11 @@ def _with_header(exc: ProtocolError, reader: _frames.FrameReader, hmac_key: Opti
     return exc
 
 
-def _validated(event: Union[_frames.Frame, _frames.Oversized], reader: _frames.FrameReader,
+def _validated(event: Union[_frames.Frame, _frames.Oversized], reader: Optional[_frames.FrameReader],
                allowed: Optional[Container[int]], hmac_key: Optional[bytes]) -> Item:
     """The one validation step after the reader's: the message, or the error it stands for."""
     if type(event) is _frames.Oversized:
-        return oversized_error(event, reader.max_message_size)  # type: ignore[arg-type]
+        return oversized_error(event, reader.max_message_size)  # type: ignore[arg-type,union-attr]
     msg = message_from_frame(event, hmac_key)  # type: ignore[arg-type]
     if hmac_key or (allowed and msg.type not in allowed) or "HMAC" in msg.annotations:
         problem = receive_problem(msg, allowed, hmac_key)   # (the usual message skips the call)
@@ -328,6 +328,31 @@ def read_message(connection: Any, allowed: Optional[Container[int]], hmac_key: O
         item._pyroDiscarded = False  # type: ignore[attr-defined]
         connection.close()  # no reply possible: the stream position is lost
     raise item  # type: ignore[misc]
+
+
+def read_reply(connection: Any, allowed: Optional[Container[int]], hmac_key: Optional[bytes]) -> Message:
+    """:meth:`Message.recv` for a proxy's own connection: a reply that came whole in one receive
+    is taken apart right there.
+
+    A connection that reads ahead (``SocketConnection.receive_ahead``) receives whatever has
+    arrived, at most its read-ahead buffer; when that is exactly one frame within
+    ``MAX_MESSAGE_SIZE`` (a small reply), :func:`~pyro4compat._frames.whole_frame` checks and
+    splits it and :func:`_validated` makes the message, as for any other receive. Anything else
+    (a partial frame, a check that fails) goes back to the connection (``unread``) and
+    :func:`read_message` starts over from its first byte, so errors are the usual ones.
+    """
+    receive_ahead = getattr(connection, "receive_ahead", None)
+    received = receive_ahead() if receive_ahead is not None else None
+    if received is not None:
+        frame = _frames.whole_frame(received, config.MAX_MESSAGE_SIZE)
+        if frame is None:
+            connection.unread(len(received))
+        else:
+            item = _validated(frame, None, allowed, hmac_key)  # type: ignore[arg-type]
+            if type(item) is Message:
+                return item  # type: ignore[return-value]
+            raise item  # type: ignore[misc]
+    return Message.recv(connection, allowed, hmac_key)
 
 
 def log_wiredata(logger: logging.Logger, text: str, msg: Message) -> None:

@@ -14,7 +14,7 @@ from .._serializers import get_serializer_by_id
 from .._uri import URI
 from ..configuration import config
 from ..message import (FLAGS_COMPRESSED, FLAGS_META_ON_CONNECT, MSG_CONNECT, MSG_CONNECTFAIL,
-                       MSG_CONNECTOK, Message, log_wiredata)
+                       MSG_CONNECTOK, Message, log_wiredata, read_reply)
 
 __all__ = ["Handshake", "open_connection", "client_ssl_context", "connect_request", "decode_connect_reply",
            "split_connect_reply", "metadata_sets", "connect_failed"]
@@ -119,7 +119,7 @@ def open_connection(uri: URI, serializer: Any, handshake: Any, hmac_key: Optiona
         conn = socketutil.SocketConnection(sock, uri.object)
         conn.read_ahead = True  # a reply's header, annotations and small payload in one recv
         connect_request(uri, serializer, handshake, hmac_key, seq, annotations).send(conn)
-        msg = Message.recv(conn, [MSG_CONNECTOK, MSG_CONNECTFAIL], hmac_key=hmac_key)
+        msg = read_reply(conn, [MSG_CONNECTOK, MSG_CONNECTFAIL], hmac_key)
         response = decode_connect_reply(msg)
     except Exception as exc:
         if conn is not None:

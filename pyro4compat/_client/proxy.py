@@ -40,7 +40,7 @@ from .._uri import URI
 from ..configuration import config
 from ..message import (FLAGS_BATCH, FLAGS_COMPRESSED, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                        FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY, MSG_INVOKE, MSG_RESULT, Message, log_wiredata,
-                       plain_message_bytes)
+                       plain_message_bytes, read_reply)
 from .blob import SerializedBlob
 from .calls import _AsyncRemoteMethod, _BatchProxyAdapter, _RemoteMethod, _StreamResultIterator
 from .connect import metadata_sets, open_connection
@@ -378,7 +378,7 @@ class Proxy:
         if flags & FLAGS_ONEWAY:
             return None
         del request
-        reply = Message.recv(self._pyroConnection, _RESULT_TYPES, hmac_key=hmac_key)
+        reply = read_reply(self._pyroConnection, _RESULT_TYPES, hmac_key)
         return self.__result(reply, serializer)
 
     def __result(self, reply: Message, serializer: Any) -> Any:

@@ -125,6 +125,21 @@ def test_random_bytes_only_raise_protocol_errors_and_split_does_not_matter(data,
 
 
 @BOUNDED
+@given(st.one_of(junk, st.lists(messages, min_size=1, max_size=2).map(lambda ms: b"".join(build(m) for m in ms))),
+       st.integers(min_value=0, max_value=400), st.sampled_from([bytes, bytearray, memoryview]))
+def test_whole_frame_is_exactly_what_the_reader_makes_of_one_frame(data, limit, kind):
+    """``whole_frame`` (a proxy's one-receive reply, ``feed``'s shortcut) never disagrees with the
+    reader fed byte by byte: the same frame when the bytes are exactly one, else None."""
+    frames, error, left = outcome([bytes([b]) for b in data], limit)
+    quick = _frames.whole_frame(kind(data), limit)
+    if error is None and left == 0 and len(frames) == 1:
+        assert quick == frames[0] and type(quick.payload) is bytes
+        assert all(type(v) is bytes for v in quick.annotations.values())
+    else:
+        assert quick is None
+
+
+@BOUNDED
 @given(st.binary(max_size=120))
 def test_decode_annotations_on_junk(data):
     try:
