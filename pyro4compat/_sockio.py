@@ -462,26 +462,18 @@ class SocketConnection(object):
         if not self._rend:
             self._rbuf = None
 
-    def receive_ahead(self) -> Optional[memoryview]:
-        """One receive of whatever arrived into the empty read-ahead buffer: a view of those bytes.
+    def receive_ahead(self) -> Optional[bytes]:
+        """One receive of whatever arrived into the empty read-ahead buffer: a copy of those bytes.
 
         For a caller that can take a whole message apart in place (a proxy's reply, see
         ``message.read_reply``). The bytes count as handed out; a caller that can't use them
         gives them back with :meth:`unread`, and ``recv`` then hands them out first. None
         (nothing received) when read-ahead is off for this connection or this receive, or bytes
-        are buffered already. The view is valid until the next receive.
+        are buffered already. (A copy: slicing a small reply apart is cheaper in bytes than
+        in views.)
         """
         if self._rend or not self.read_ahead or self._exact_reads:
             return None
-        count = self._fill_ahead()   # (creates the buffer the first time)
-        return self._rbuf[:count]   # type: ignore[index]
-
-    def unread(self, count: int) -> None:
-        """Give back the ``count`` bytes :meth:`receive_ahead` just returned: ``recv`` starts with them."""
-        self._rstart, self._rend = 0, count
-
-    def _fill_ahead(self) -> int:
-        """One ``recv_into`` of the read-ahead buffer from its start; how many bytes came."""
         view = self._rbuf
         if view is None:
             view = self._rbuf = memoryview(bytearray(_READ_AHEAD_SIZE))
@@ -490,17 +482,21 @@ class SocketConnection(object):
         elif spin_seconds():        # (busy-polling off: not even the call)
             self.spin_until_readable()
             self.readable_seen = False
-        return _recv_some(self.sock, view)
+        return view[:_recv_some(self.sock, view)].tobytes()
+
+    def unread(self, count: int) -> None:
+        """Give back the ``count`` bytes :meth:`receive_ahead` just returned: ``recv`` starts with them."""
+        self._rstart, self._rend = 0, count
 
     def _recv_ahead(self, size: int) -> bytes:
-        """One ``recv_into`` of whatever arrived (up to the buffer), keeping the bytes past ``size``."""
-        count = self._fill_ahead()
-        view = self._rbuf
+        """One receive of whatever arrived (up to the buffer), keeping the bytes past ``size``."""
+        received = self.receive_ahead()   # (recv checked what it checks)
+        count = len(received)   # type: ignore[arg-type]
         if count >= size:
             if count > size:
                 self._rstart, self._rend = size, count
-            return view[:size].tobytes()
-        return _recv_growing(self.sock, size, view[:count].tobytes(), _waitall_flag(self.sock))
+            return received[:size]   # type: ignore[index]
+        return _recv_growing(self.sock, size, received, _waitall_flag(self.sock))   # type: ignore[arg-type]
 
     def spin_until_readable(self) -> bool:
         """Busy-poll briefly for the next bytes before a blocking receive (see :mod:`._busypoll`).
