@@ -7,7 +7,10 @@ Every server and every client is its own process (``worker.py``): real Pyro4 run
 clean environment, pyro4compat with ``PYTHONPATH=<repo>``; servers listen on 127.0.0.1
 port 0. For each figure the measurements alternate (ours, Pyro4, ours, Pyro4, ...) so drift
 of the machine hits both alike; the table shows medians and the pyro4compat/Pyro4 ratio
-(above 1 means pyro4compat is faster). ``--only connections`` runs the separate idle
+(above 1 means pyro4compat is faster). With ``--cpu`` the main table adds the client's and
+the server's CPU per call (medians), and "paired cli/srv": the median over the rounds of
+ours/Pyro4 CPU per call, each round's two runs back to back (below 1: pyro4compat costs less),
+the steadier figure when the machine's speed drifts. ``--only connections`` runs the separate idle
 connection figures (thread server, 10/100/1,000 idle proxies).
 
 ``many_clients`` (in the default run, or ``--only many_clients``) is 100 concurrent
@@ -207,12 +210,27 @@ def measure_figure(args: argparse.Namespace, clients: Dict[str, Worker], servers
                     "server_us": _cpu_per_op(runs[lib], "server_cpu")}
     ours, theirs = row["pyro4compat"]["median"], row["Pyro4"]["median"]
     row["ratio"] = ours / theirs if ours and theirs else None
+    row["cpu_pairs"] = [_paired_ratio(runs, key) for key in ("client_cpu", "server_cpu")]
     row["target"] = TARGETS.get((figure, serializer), TARGETS.get((figure, None)))
     if not args.no_progress:
         print("  %-12s %-8s %-9s %-6s (%.1f s)" % (figure, serializer, servertype, _fmt_ratio(row["ratio"]),
                                                   time.perf_counter() - started),
               file=sys.stderr, flush=True)
     return row
+
+
+def _paired_ratio(runs: Dict[str, List[Dict[str, Any]]], key: str) -> Optional[float]:
+    """Median over the rounds of ours/Pyro4 CPU per op, each round's two runs taken back to back.
+
+    Steadier than the ratio of the two medians on a machine whose speed drifts between rounds:
+    each ratio compares runs made a second apart. None without paired figures.
+    """
+    ratios = []
+    for mine, theirs in zip(runs["pyro4compat"], runs["Pyro4"]):
+        if mine.get(key) and theirs.get(key):
+            ratios.append((mine[key] / (mine["ops"] * mine.get("scale", 1)))
+                          / (theirs[key] / (theirs["ops"] * theirs.get("scale", 1))))
+    return statistics.median(ratios) if ratios else None
 
 
 def _cpu_per_op(results: List[Dict[str, Any]], key: str) -> Optional[float]:
@@ -418,7 +436,7 @@ def _fmt_ratio(ratio: Optional[float]) -> str:
 def main_table(rows: List[Dict[str, Any]], cpu: bool) -> str:
     header = ["figure", "serializer", "server", "unit", "pyro4compat", "Pyro4", "ratio", "target"]
     if cpu:
-        header += ["ours cli/srv us", "Pyro4 cli/srv us"]
+        header += ["ours cli/srv us", "Pyro4 cli/srv us", "paired cli/srv"]
     lines = [header]
     for row in rows:
         digits = 1 if row["unit"] == "MB/s" else 0
@@ -431,6 +449,7 @@ def main_table(rows: List[Dict[str, Any]], cpu: bool) -> str:
         if cpu:
             line += ["%s/%s" % (_fmt(row[lib]["client_us"], 1), _fmt(row[lib]["server_us"], 1))
                      for lib in LIBRARIES]
+            line += ["/".join(_fmt_ratio(r) for r in row.get("cpu_pairs", (None, None)))]
         lines.append(line)
     return _render(lines)
 
