@@ -15,7 +15,9 @@ size limit). A server that reads without blocking (the thread, multiplex and asy
 feeds whatever arrived; a blocking reader (:func:`read_message`: proxies, the existing-connection
 server, ``Message.recv``) pulls through ``FrameReader.receive``: exactly the header, the
 annotations and the payload, so the reader is empty again after every message (a
-``SocketConnection`` keeps it for its next receive). A server that read ahead leaves the next
+``SocketConnection`` keeps it for its next receive). A proxy's reply that arrived whole in one
+receive is split by the reader's own shortcut for that case, ``_frames.whole_frame``
+(:func:`read_reply`). A server that read ahead leaves the next
 message, or the error receiving it met, in the connection's ``_pyroReceived`` attribute and
 :meth:`Message.recv` (and so ``Daemon.handleRequest``) takes it from there instead of reading
 the socket (:func:`_take_received`).
@@ -30,6 +32,7 @@ import uuid
 from typing import Any, Container, Dict, Optional, Union
 
 from . import _frames, _large_buffers, _protocol as proto
+from ._sockio import SocketConnection
 from .configuration import config
 from .errors import MessageTooLargeError, ProtocolError, SecurityError
 
@@ -339,10 +342,11 @@ def read_reply(connection: Any, allowed: Optional[Container[int]], hmac_key: Opt
     ``MAX_MESSAGE_SIZE`` (a small reply), :func:`~pyro4compat._frames.whole_frame` checks and
     splits it and :func:`_validated` makes the message, as for any other receive. Anything else
     (a partial frame, a check that fails) goes back to the connection (``unread``) and
-    :func:`read_message` starts over from its first byte, so errors are the usual ones.
+    :func:`read_message` starts over from its first byte, so errors are the usual ones. Any
+    other connection object (a wrapper, a subclass) gets :meth:`Message.recv` as before.
     """
-    receive_ahead = getattr(connection, "receive_ahead", None)
-    received = receive_ahead() if receive_ahead is not None else None
+    # Only our own connection class: a wrapper or subclass may watch or change what recv returns.
+    received = connection.receive_ahead() if type(connection) is SocketConnection else None
     if received is not None:
         frame = _frames.whole_frame(received, config.MAX_MESSAGE_SIZE)
         if frame is None:

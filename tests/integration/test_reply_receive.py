@@ -143,3 +143,21 @@ def test_a_reply_over_the_size_limit_closes_the_connection(pair, monkeypatch):
     with pytest.raises(MessageTooLargeError, match="max message size exceeded"):
         read_reply(connection, RESULT, None)
     assert connection.sock.fileno() == -1
+
+
+def test_a_connection_subclass_or_wrapper_reads_through_its_own_recv(pair):
+    connection, theirs = pair
+
+    class Counting(SocketConnection):
+        asked = 0
+
+        def recv(self, size: int) -> bytes:
+            Counting.asked += size
+            return super().recv(size)
+
+    counting = Counting(connection.sock, keep_open=True)
+    counting.read_ahead = True
+    data = reply(11, b"w" * 50)
+    theirs.sendall(data)
+    assert read_reply(counting, RESULT, None).data == b"w" * 50
+    assert Counting.asked == len(data)     # every byte went through the override
