@@ -276,14 +276,19 @@ class _Connection(asyncio.BufferedProtocol):
             return
         data = chunks[0]
         if self.direct_fd >= 0 and len(data) <= _DIRECT_MAX and not transport.get_write_buffer_size():
-            try:
-                sent = os.write(self.direct_fd, data)
-            except OSError:   # would block, or the peer went away: the transport finds out
-                sent = 0
-            if sent == len(data):
+            data = self._write_direct(data)
+            if not data:
                 return
-            data = data[sent:]
         transport.write(data)
+
+    def _write_direct(self, data: bytes) -> bytes:
+        """One ``write(2)`` of ``data`` to the plain socket; what did not go out (all of it on an
+        error: would block, interrupted, the peer went away; the transport finds out)."""
+        try:
+            sent = os.write(self.direct_fd, data)
+        except OSError:
+            return data
+        return data[sent:] if sent else data
 
     def _send_now(self, data: bytes) -> List[bytes]:
         """On the worker, ``lock`` held: write a small reply straight to the socket; what is left for the loop.
@@ -299,11 +304,8 @@ class _Connection(asyncio.BufferedProtocol):
         transport = self.transport
         if self.lost or self.unsent or transport.get_write_buffer_size() or transport.is_closing():
             return [data]
-        try:
-            sent = os.write(self.direct_fd, data)
-        except OSError:   # would block, interrupted, or the peer went away: the transport finds out
-            return [data]
-        return [data[sent:]] if sent < len(data) else []
+        rest = self._write_direct(data)
+        return [rest] if rest else []
 
     def in_flight(self) -> bool:
         """A message of this connection is queued, being served, or its reply not yet written."""
