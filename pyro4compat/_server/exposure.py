@@ -452,8 +452,8 @@ def _class_verdict(cls: type, name: str) -> Optional[_Verdict]:
     return verdict
 
 
-def _judged_by_class(obj: Any, attr: str, verdict: _Verdict) -> None:
-    """Raise unless the member ``verdict`` describes (or an instance attribute over it) is exposed."""
+def _judged_by_class(obj: Any, attr: str, verdict: _Verdict) -> Any:
+    """The member ``verdict`` describes (or an instance attribute over it), fetched; raises unless exposed."""
     _, marked, overridable = verdict
     if overridable:  # the class's __dict__ slot is the standard one: reading it runs nothing
         try:
@@ -466,21 +466,42 @@ def _judged_by_class(obj: Any, attr: str, verdict: _Verdict) -> None:
                 marked = value
     if marked is None or not getattr(marked, EXPOSED_MARK, False):   # _is_marked, inlined (every call)
         raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
+    value = getattr(obj, attr)
+    if getattr(value, EXPOSED_MARK, False):
+        return value
+    raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
+
+
+_ref = weakref.ref
+# _lookup_cache's own dict (keyed by weak references to the classes): read inline on every call,
+# a WeakKeyDictionary.get call less (its public methods still do all the writing and dropping)
+_verdicts_by_class_ref: Dict[Any, Dict[str, _Verdict]] = _lookup_cache.data
 
 
 def lookup_exposed_attribute(obj: Any, attr: str, require_expose: bool) -> Any:
-    """:func:`getAttribute` with the REQUIRE_EXPOSE setting passed in (for the dispatcher)."""
+    """:func:`getAttribute` with the REQUIRE_EXPOSE setting passed in (for the dispatcher).
+
+    The usual call names a method judged before: a verdict is cached for its class, and only
+    for public names, so finding one spares the name check; it still counts only while the
+    class's entry is the very object it was made for (an entry in the class's own dictionary
+    comes first in the MRO, so it needs no walk).
+    """
+    if require_expose and type(attr) is str:
+        cls = type(obj)
+        per_class = _verdicts_by_class_ref.get(_ref(cls))
+        if per_class is not None:
+            verdict = per_class.get(attr)
+            if verdict is not None:
+                entry = _dict_of(cls).get(attr, _MISSING)
+                if (entry if entry is not _MISSING else _class_entry(cls, attr)) is verdict[0]:
+                    return _judged_by_class(obj, attr, verdict)
     if not isinstance(attr, str) or is_private_attribute(attr):
         raise AttributeError(PRIVATE_ACCESS_TEXT % (attr,))
     if not require_expose:
         return getattr(obj, attr)
     verdict = _class_verdict(type(obj), attr)
     if verdict is not None:
-        _judged_by_class(obj, attr, verdict)
-        value = getattr(obj, attr)
-        if getattr(value, EXPOSED_MARK, False):
-            return value
-        raise AttributeError(UNEXPOSED_ACCESS_TEXT % attr)
+        return _judged_by_class(obj, attr, verdict)
     entry, from_class = _static_member(obj, attr)
     if entry is _MISSING:
         if _has_dynamic_instance_lookup(obj):

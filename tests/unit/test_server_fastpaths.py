@@ -172,6 +172,43 @@ def test_instance_attribute_overrides_cached_class_verdict() -> None:
     assert lookup_exposed_attribute(cls(), "hello", True)() == "hi"
 
 
+def test_an_inherited_verdict_follows_an_override_added_to_the_subclass_later() -> None:
+    """The verdict of a base class's method is found by the MRO walk; a subclass that later
+    defines the name itself (unexposed) is judged afresh, not by the base's cached verdict."""
+    base = _fresh_class()
+    derived = type("Derived", (base,), {})
+    obj = derived()
+    assert lookup_exposed_attribute(obj, "hello", True)() == "hi"
+    assert lookup_exposed_attribute(obj, "hello", True)() == "hi"    # (now from the cache)
+    derived.hello = lambda self: "unexposed override"
+    with pytest.raises(AttributeError, match="unexposed"):
+        lookup_exposed_attribute(obj, "hello", True)
+    del derived.hello
+    assert lookup_exposed_attribute(obj, "hello", True)() == "hi"
+    base.hello = lambda self: "unexposed replacement"
+    with pytest.raises(AttributeError, match="unexposed"):
+        lookup_exposed_attribute(obj, "hello", True)
+
+
+@pytest.mark.parametrize("name", [["hello"], 3, None])
+def test_a_name_that_is_no_string_is_refused_before_and_after_caching(name: Any) -> None:
+    cls = _fresh_class()
+    obj = cls()
+    lookup_exposed_attribute(obj, "hello", True)
+    with pytest.raises(AttributeError, match="private"):
+        lookup_exposed_attribute(obj, name, True)
+
+
+def test_private_names_are_never_judged_by_a_cached_verdict() -> None:
+    cls = _fresh_class()
+    cls._secret = expose(lambda self: "private")
+    obj = cls()
+    for _ in range(2):
+        with pytest.raises(AttributeError, match="private"):
+            lookup_exposed_attribute(obj, "_secret", True)
+    assert "_secret" not in exposure._lookup_cache.get(cls, {})
+
+
 @pytest.mark.parametrize("forget", [
     lambda cls: reset_exposed_members(cls, True, True),
     lambda cls: exposure.forget_class_lookups(cls()),
