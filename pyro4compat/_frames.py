@@ -207,6 +207,15 @@ class FrameReader:
         return bool(self._buffer) or self._whole is not None or bool(self._pieces) or self._skipping is not None
 
     @property
+    def idle(self) -> bool:
+        """Between frames and in step: nothing pending, the next byte fed starts a new frame.
+
+        A caller that knows its reader is idle may take a whole frame apart itself
+        (:func:`whole_frame`) instead of feeding it; the two give the same frame."""
+        return (self._whole is None and self._header is None and not self._buffer and not self._pieces
+                and self._skipping is None and not self._skip_left and self._broken is None)
+
+    @property
     def in_frame(self) -> bool:
         """True while part of a frame has arrived and the rest has not (a sender may have stalled)."""
         return bool(self._buffer) or self._header is not None or self._skip_left > 0 or bool(self._pieces)

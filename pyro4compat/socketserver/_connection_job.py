@@ -11,9 +11,13 @@ partial message simply waits there for more bytes. Only a whole message (or the 
 that stands for one) reaches the daemon, through ``daemon._handshake(conn)`` or
 ``daemon.handleRequest(conn)`` with the item waiting in ``conn._pyroReceived``.
 
-Receives never wait. A worker's waits are bounded by its linger window (a busy-poll, then a
-poll); it grows only while a large message keeps arriving fast (``_STEADY_BYTES`` per
-receive, ``_REST_WAIT`` more each time), so a trickling client can never hold a worker.
+Receives never wait, except a lingering worker's wait for the next message on a plain socket
+on Linux, which is the receive itself (bounded in the kernel, see :func:`._receiving.linger_in_kernel`).
+A worker's waits are bounded by its linger window (a busy-poll, then that receive or a poll);
+a partial message gets no more than one window from its first bytes, unless it keeps arriving
+fast (``_STEADY_BYTES`` per receive, ``_REST_WAIT`` more each time), so a trickling client can
+never hold a worker. The usual request arrives whole into an idle reader and is taken apart
+where it was received (``whole_frame``), without a trip through the reader.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ from .._busypoll import begin_work, end_work, spin_seconds
 from ..configuration import config
 from ..message import Message
 from . import _client_disconnect, _log_handshake_error, _log_request_error
+from ..message import _validated as validated
 from ..message import next_item as validated_item
-from ._receiving import REQUIRED_TYPES, TLS_WAIT, Item, ends_stream, hmac_key_of, receive_available
+from .._frames import whole_frame
+from ._receiving import (DONTWAIT, RECEIVED_NOTHING, REQUIRED_TYPES, Item, ends_stream, hmac_key_of,
+                         linger_in_kernel, plain_recv_into, receive_available, thread_buffer)
 
 if TYPE_CHECKING:
     from .threadpoolserver import SocketServer_Threadpool
@@ -85,6 +92,11 @@ class ClientConnectionJob(object):
         self.heard_at = time.monotonic()   # parked, or bytes arrived: the COMMTIMEOUT sweep's clock
         self._poller: Any = None
         self._pending = getattr(self.csock.sock, "pending", None)   # TLS: bytes decrypted, invisible to poll
+        self._drained = True        # the reader is idle (see FrameReader.idle): _receive may take a frame apart itself
+        self._plain_recv_into = plain_recv_into(self.csock.sock)   # None: TLS, a timeout or no MSG_DONTWAIT
+        # a lingering worker's wait as one blocking recv (None: a poll, then a receive)
+        self._window_recv_into = (self._plain_recv_into if self._plain_recv_into is not None
+                                  and linger_in_kernel(self.csock.sock, server._linger_window) else None)
 
     def __call__(self) -> None:
         job: Optional[ClientConnectionJob] = self
@@ -98,14 +110,27 @@ class ClientConnectionJob(object):
             job = job.server._take_over_accept() if ended else None
 
     def _serve_while_busy(self) -> bool:
-        """Handshake and requests while whole ones keep coming; True when the connection ended, False if parked."""
+        """Handshake and requests while whole ones keep coming; True when the connection ended, False if parked.
+
+        Lingering is learnt per client: one whose next call comes later than the window (many
+        clients sharing the machine, a slow network, a client thinking) only costs the worker a
+        wake-up per call there. After a window that saw nothing the next requests skip lingering
+        (1, 2, 4 ... up to 64 of them); one that catches a request brings lingering back at once.
+        """
         server = self.server
         while not server._closed:
             if self._linger_skips:
                 self._linger_skips -= 1
                 item = self._next_item(0.0)
             else:
-                item = self._lingered_item(server._linger())
+                linger = server._linger()
+                item = self._next_item(linger)
+                if linger:
+                    if item is not None:
+                        self._linger_backoff = 1
+                    elif not self.reader.buffered:
+                        self._linger_skips = self._linger_backoff
+                        self._linger_backoff = min(self._linger_backoff * 2, _MAX_LINGER_SKIPS)
             if item is None:
                 server._park(self)      # nothing whole within the linger window: the reader keeps the rest
                 return False
@@ -116,47 +141,62 @@ class ClientConnectionJob(object):
         self._finish()
         return False
 
-    def _lingered_item(self, linger: float) -> Optional[Item]:
-        """``_next_item(linger)``, learning whether lingering pays for this client.
-
-        A client whose next call comes later than the window (many clients sharing the
-        machine, a slow network, a client thinking) only costs the worker a wake-up per call
-        there: after a window that saw nothing the next requests skip lingering (1, 2, 4 ... up
-        to 64 of them), one that catches a request brings lingering back at once.
-        """
-        item = self._next_item(linger)
-        if linger:
-            if item is not None:
-                self._linger_backoff = 1
-            elif not self.reader.buffered:
-                self._linger_skips = self._linger_backoff
-                self._linger_backoff = min(self._linger_backoff * 2, _MAX_LINGER_SKIPS)
-        return item
-
     def _next_item(self, linger: float) -> Optional[Item]:
         """The next whole message (or receive error), received within ``linger`` seconds; None: not yet.
 
-        Never waits on a partial message past the window, except while it keeps arriving at
-        ``_STEADY_BYTES`` per receive (a large payload): then ``_REST_WAIT`` more each time.
+        Never waits on a partial message past the window (counted from its first bytes), except
+        while it keeps arriving at ``_STEADY_BYTES`` per receive (a large payload): then
+        ``_REST_WAIT`` more each time.
         """
-        # after a served message the reader is usually empty: nothing to take before waiting
-        item = self._take() if self.ready is not None or self.reader.holds_bytes else None
+        # after a served message the reader is usually idle: nothing to take before waiting
+        item = self._take() if self.ready is not None or not self._drained else None
+        deadline = 0.0
         while item is None:
-            if not self._wait_readable(linger):
+            if linger and self._drained and self._window_recv_into is not None:
+                count = self._receive_in_window()
+                if not count:
+                    return None
+            elif not self._wait_readable(linger):
                 return None
-            count = self._receive()
+            else:
+                count = self._receive()
             if count < 0:
                 return self.ready       # the connection is over: _receive left the error there
             item = self._take()
-            if count >= _STEADY_BYTES:
-                linger = max(linger, _REST_WAIT)
+            if item is None:
+                if count >= _STEADY_BYTES:
+                    linger, deadline = max(linger, _REST_WAIT), 0.0
+                elif not deadline:
+                    deadline = self.heard_at + linger
+                elif self.heard_at > deadline:
+                    return None     # a trickle: the reader keeps it, the worker goes
         return item
 
     def _take(self) -> Optional[Item]:
         item, self.ready = self.ready, None
         if item is None:
-            item = validated_item(self.reader, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
+            reader = self.reader
+            item = validated_item(reader, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
+            if item is not None:
+                self._drained = reader.idle
         return item
+
+    def _receive_in_window(self) -> int:
+        """A lingering wait that is the receive itself: one ``recv`` bounded by the socket's kernel
+        receive timeout (see :func:`._receiving.linger_in_kernel`), where a ``poll`` and a
+        ``recv`` cost a system call, a wait-queue set-up and a GIL round more. 0: nothing came.
+        """
+        if spin_seconds():
+            self.csock.spin_until_readable()   # busy-polling first, as _wait_readable does
+        buffer = thread_buffer()
+        try:
+            count = self._window_recv_into(buffer)
+        except RECEIVED_NOTHING:
+            return 0
+        except (OSError, ValueError) as exc:
+            self.ready = _lost("receiving: connection lost: %s" % exc)
+            return -1
+        return self._received(buffer[:count])
 
     def _receive(self) -> int:
         """One receive of what is there (TLS handshake steps first): bytes fed, 0 for none, -1 when over.
@@ -165,22 +205,40 @@ class ClientConnectionJob(object):
         """
         sock = self.csock.sock
         try:
-            if self.tls_pending:
-                sock.do_handshake()
-                self.tls_pending = False
-            data = receive_available(sock, self.reader)
-        except TLS_WAIT:
+            if self._drained and self._plain_recv_into is not None:   # receive_available's usual case
+                buffer = thread_buffer()
+                data = buffer[:self._plain_recv_into(buffer, 0, DONTWAIT)]
+            else:
+                if self.tls_pending:
+                    sock.do_handshake()
+                    self.tls_pending = False
+                data = receive_available(sock, self.reader)
+        except RECEIVED_NOTHING:
             return 0
         except (OSError, ValueError) as exc:
             self.ready = _lost("receiving: connection lost: %s" % exc)
             return -1
         if data is None:
             return 0
+        return self._received(data)
+
+    def _received(self, data: Any) -> int:
+        """Take in received bytes: their count, or -1 at EOF (the error left in ``ready``).
+
+        The usual request arrives whole into an idle reader: it is taken apart right here (the
+        same ``whole_frame`` the reader's ``feed`` would use) and left in ``ready``, validated.
+        """
         if not data:
             self.ready = _lost("receiving: connection lost")
             return -1
-        self.reader.feed(data)
         self.heard_at = time.monotonic()
+        if self._drained:
+            frame = whole_frame(data, self.reader.max_message_size)
+            if frame is not None:
+                self.ready = validated(frame, None, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
+                return len(data)
+            self._drained = False
+        self.reader.feed(data)
         return len(data)
 
     def _wait_readable(self, wait: float) -> bool:

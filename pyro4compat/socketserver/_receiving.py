@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
+import sys
 import threading
 from typing import Any, Optional
 
@@ -40,16 +42,18 @@ try:
 except ImportError:  # Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["receive_available", "REQUIRED_TYPES", "ends_stream", "hmac_key_of", "TLS_WAIT", "Item"]
+__all__ = ["receive_available", "REQUIRED_TYPES", "ends_stream", "hmac_key_of", "TLS_WAIT", "Item",
+           "thread_buffer", "plain_recv_into", "linger_in_kernel", "DONTWAIT", "RECEIVED_NOTHING"]
 
 # what a server expects, by whether the handshake is done: CONNECT before it, INVOKE or PING after
 REQUIRED_TYPES = {False: (_protocol.MSG_CONNECT,), True: (_protocol.MSG_INVOKE, _protocol.MSG_PING)}
 TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError) if ssl is not None else ()
 GATHER_RECV_MAX = 16 << 20    # most one recv asks for while gathering a large payload (address space)
 THREAD_BUFFER = 32 * 1024     # each receiving thread's reusable buffer (a small request fits)
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _READV = getattr(os, "readv", None)
-_NOTHING = (BlockingIOError, InterruptedError) + TLS_WAIT
+_LINUX = sys.platform.startswith("linux")
+RECEIVED_NOTHING = (BlockingIOError, InterruptedError) + TLS_WAIT   # a receive that found nothing to take
 _SSLSocket = ssl.SSLSocket if ssl is not None else None
 
 
@@ -60,11 +64,38 @@ class _ThreadBuffer(threading.local):
 _buffers = _ThreadBuffer()
 
 
-def _thread_buffer() -> memoryview:
+def thread_buffer() -> memoryview:
+    """This thread's reusable receive buffer (what it receives must be fed before its next receive)."""
     view = _buffers.view
     if view is None:
         view = _buffers.view = memoryview(bytearray(THREAD_BUFFER))
     return view
+
+
+def plain_recv_into(sock: Any) -> Any:
+    """``sock.recv_into`` when :func:`receive_available` would call it with ``MSG_DONTWAIT`` (a
+    plain socket without a timeout): a caller that knows the reader is idle may call it itself."""
+    if not DONTWAIT or (_SSLSocket is not None and isinstance(sock, _SSLSocket)) or sock.gettimeout() is not None:
+        return None
+    return sock.recv_into
+
+
+def linger_in_kernel(sock: Any, seconds: float) -> bool:
+    """Bound ``sock``'s blocking receives to ``seconds`` in the kernel (``SO_RCVTIMEO``); False where not done.
+
+    Only on Linux, where a receive past the bound fails with ``EAGAIN`` (``BlockingIOError``)
+    and the bound is rounded up to the kernel's clock tick (1-4 ms for HZ 1000-250). Receives
+    with ``MSG_DONTWAIT`` and sends are unaffected.
+    """
+    if not _LINUX or seconds <= 0:
+        return False
+    whole = int(seconds)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("ll", whole, max(int((seconds - whole) * 1e6), 1)))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def receive_available(sock: Any, reader: _frames.FrameReader,
@@ -76,7 +107,7 @@ def receive_available(sock: Any, reader: _frames.FrameReader,
     (see ``FrameReader.gathering``). ``OSError`` means the connection broke.
     """
     if buffer is None:
-        buffer = _buffers.view or _thread_buffer()
+        buffer = _buffers.view or thread_buffer()
     try:
         if _SSLSocket is not None and isinstance(sock, _SSLSocket):
             return _receive_tls(sock, buffer)     # a non-blocking TLS socket: no flags allowed
@@ -84,18 +115,18 @@ def receive_available(sock: Any, reader: _frames.FrameReader,
             # warm heap blocks for these receives, not a fresh mapping each (see _large_buffers)
             _large_buffers.expect(reader.pending_header.total_size)  # type: ignore[union-attr]
             return _recv_new(sock, min(reader.bytes_needed, GATHER_RECV_MAX))
-        if _DONTWAIT and sock.gettimeout() is None:     # _recv_into's usual case, inlined
-            return buffer[:sock.recv_into(buffer, 0, _DONTWAIT)]
+        if DONTWAIT and sock.gettimeout() is None:     # _recv_into's usual case, inlined
+            return buffer[:sock.recv_into(buffer, 0, DONTWAIT)]
         return buffer[:_recv_into(sock, buffer)]
-    except _NOTHING:
+    except RECEIVED_NOTHING:
         return None
 
 
 def _recv_into(sock: Any, view: memoryview) -> int:
     """One receive that never waits, whatever timeout the socket has (replies are sent with it)."""
     timeout = sock.gettimeout()
-    if timeout is None and _DONTWAIT:
-        return sock.recv_into(view, 0, _DONTWAIT)
+    if timeout is None and DONTWAIT:
+        return sock.recv_into(view, 0, DONTWAIT)
     if timeout and _READV is not None:
         return _READV(sock.fileno(), [view])   # a timeout socket's descriptor is non-blocking already
     return sock.recv_into(view)                # readiness was seen: this does not wait
@@ -103,8 +134,8 @@ def _recv_into(sock: Any, view: memoryview) -> int:
 
 def _recv_new(sock: Any, size: int) -> bytes:
     timeout = sock.gettimeout()
-    if timeout is None and _DONTWAIT:
-        return sock.recv(size, _DONTWAIT)
+    if timeout is None and DONTWAIT:
+        return sock.recv(size, DONTWAIT)
     if timeout and _READV is not None:
         return os.read(sock.fileno(), size)
     return sock.recv(size)

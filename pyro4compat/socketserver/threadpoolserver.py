@@ -25,8 +25,12 @@ exhaust the server. Here a connection only holds a worker while it has work:
   ``daemon.handleRequest(conn)`` (the entry points on every server type), which reply with
   blocking sends bounded by ``COMMTIMEOUT``. Then it keeps the connection while a next whole
   message arrives within its linger window: ``LINGER_SECONDS`` when the pool has spare workers
-  (a busy-poll first, see :mod:`.._busypoll`, then a poll), else none, receiving without
-  blocking what comes; a partial message stays in the reader when the window closes (the
+  (a busy-poll first, see :mod:`.._busypoll`, then a wait), else none. On Linux a plain
+  socket's wait is the receive itself: a blocking ``recv`` bounded by the socket's kernel
+  receive timeout (``SO_RCVTIMEO``, which the kernel rounds up to its clock tick, so the
+  window there is 1-4 ms), one system call where a ``poll`` and a ``recv`` make two.
+  Elsewhere, and for TLS or a ``COMMTIMEOUT``, it is a poll, then a receive that never
+  blocks. A partial message stays in the reader when the window closes (the
   window only grows, ``_REST_WAIT`` at a time, while a large message arrives at
   ``_STEADY_BYTES`` or more per receive). Otherwise it parks the connection again: on Linux it
   re-arms it in the epoll set itself, elsewhere it queues it for the loop thread with a wake
@@ -155,6 +159,7 @@ class SocketServer_Threadpool(_LoopGuard):
         self._next_sweep = 0.0
         self._accept_spinner: Any = None   # the listener's busy-poll spinner: see _take_over_accept
         self._commtimeout = 0.0
+        self._linger_window = LINGER_SECONDS   # what a lingering worker's wait is bounded by (see _linger)
         # connections accepted and not handshaken yet, oldest first (guarded by _lock): see _evict
         self._unconnected: Dict[ClientConnectionJob, None] = {}
         self._evicted = 0

@@ -170,3 +170,50 @@ def test_decompress_roundtrip_respects_bound(data, bound):
         assert len(data) <= bound
     except ProtocolError:
         assert len(data) > bound
+
+
+def _events(reader, pieces):
+    """What ``reader`` hands out for ``pieces`` fed one at a time (ending with the error text, if any)."""
+    events = []
+    try:
+        for piece in pieces:
+            reader.feed(piece)
+            events.extend(_frames.iter_frames(reader))
+    except ProtocolError as exc:
+        events.append((type(exc).__name__, str(exc)))
+    return events
+
+
+@BOUNDED
+@given(st.lists(messages, min_size=1, max_size=4), st.lists(st.integers(min_value=0), max_size=12),
+       st.integers(min_value=0, max_value=400))
+def test_an_idle_reader_hands_out_what_a_fresh_one_would(msgs, cuts, limit):
+    """``idle`` is what lets a server take the next bytes apart itself (``whole_frame``): whenever
+    it says so, the reader goes on exactly as a new reader would, oversized bodies being dropped
+    included (a reader still dropping one is never idle)."""
+    pieces = split(b"".join(build(m) for m in msgs), cuts)
+    for start in range(len(pieces) + 1):
+        reader = _frames.FrameReader(limit, discard_oversized=True)
+        _events(reader, pieces[:start])
+        if reader.idle:
+            rest = pieces[start:]
+            assert _events(reader, rest) == _events(_frames.FrameReader(limit, discard_oversized=True), rest)
+
+
+def test_idle_while_between_frames_only():
+    one = build((1, b"abc", 2, 0, 7, {}, None))
+    reader = _frames.FrameReader(max_message_size=2, discard_oversized=True)
+    assert reader.idle
+    reader.feed(one[:3])
+    assert not reader.idle                       # a partial header
+    reader.feed(one[3:_frames.HEADER_SIZE])
+    assert not reader.idle                       # an oversized header, not reported yet
+    assert type(reader.next_frame()) is _frames.Oversized
+    assert not reader.idle                       # its body is still to be dropped
+    reader.feed(one[_frames.HEADER_SIZE:])
+    assert reader.next_frame() is _frames.NEED_DATA and reader.idle
+    plain = _frames.FrameReader()
+    plain.feed(one)
+    assert not plain.idle                        # a whole frame not handed out yet
+    plain.next_frame()
+    assert plain.idle

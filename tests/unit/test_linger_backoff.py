@@ -77,3 +77,45 @@ def test_a_partial_message_in_the_window_is_no_miss():
     _serve(job, 2)
     assert job.windows == [0.001, 0.001]     # bytes came: the client is not slow, the message is long
     assert job._linger_backoff == 1
+
+
+# --- how long a lingering worker stays for a message that comes in pieces ---------------------------
+
+def _receiving_job(pieces: List[int], gap: float) -> Any:
+    """A job whose every wait receives the next of ``pieces`` (byte counts) ``gap`` seconds after the last.
+
+    No piece ever completes a message, so ``_next_item`` must give up by its own rule.
+    """
+    job = ClientConnectionJob.__new__(ClientConnectionJob)
+    job.reader = _frames.FrameReader(1 << 20)
+    job.ready = None
+    job._drained = False
+    job._window_recv_into = None
+    job.heard_at = 100.0
+    job.waits = []
+
+    def wait_readable(wait: float) -> bool:
+        job.waits.append(wait)
+        return bool(pieces)
+
+    def receive() -> int:
+        job.heard_at += gap
+        return pieces.pop(0)
+    job._wait_readable = wait_readable
+    job._receive = receive
+    job._take = lambda: None
+    return job
+
+
+def test_a_trickle_gets_no_more_than_the_window_from_its_first_bytes():
+    job = _receiving_job([1] * 100, gap=0.0004)
+    assert job._next_item(0.001) is None
+    assert len(job.waits) == 4     # bytes at +0.4 (the window starts), +0.8, +1.2, +1.6 ms: past it
+
+
+def test_a_large_message_arriving_steadily_keeps_the_worker():
+    steady = _connection_job._STEADY_BYTES
+    job = _receiving_job([steady] * 20 + [1] * 100, gap=0.0015)
+    assert job._next_item(0.001) is None
+    assert job.waits[:21] == [0.001] + [_connection_job._REST_WAIT] * 20   # each steady piece: another wait
+    assert len(job.waits) == 23    # then a trickle: its window counts from its first piece
