@@ -340,7 +340,7 @@ def read_reply(connection: Any, allowed: Optional[Container[int]], hmac_key: Opt
     A connection that reads ahead (``SocketConnection.receive_ahead``) receives whatever has
     arrived, at most its read-ahead buffer; when that is exactly one frame within
     ``MAX_MESSAGE_SIZE`` (a small reply), :func:`~pyro4compat._frames.whole_frame` checks and
-    splits it and :func:`_validated` makes the message, as for any other receive. Anything else
+    splits it and :func:`_validated` makes the message (:func:`whole_item`), as for any other receive. Anything else
     (a partial frame, a check that fails) goes back to the connection (``unread``) and
     :func:`read_message` starts over from its first byte, so errors are the usual ones. Any
     other connection object (a wrapper, a subclass) gets :meth:`Message.recv` as before.
@@ -348,15 +348,23 @@ def read_reply(connection: Any, allowed: Optional[Container[int]], hmac_key: Opt
     # Only our own connection class: a wrapper or subclass may watch or change what recv returns.
     received = connection.receive_ahead() if type(connection) is SocketConnection else None
     if received is not None:
-        frame = _frames.whole_frame(received, config.MAX_MESSAGE_SIZE)
-        if frame is None:
+        item = whole_item(received, config.MAX_MESSAGE_SIZE, allowed, hmac_key)
+        if item is None:
             connection.unread(len(received))
+        elif type(item) is Message:
+            return item  # type: ignore[return-value]
         else:
-            item = _validated(frame, None, allowed, hmac_key)  # type: ignore[arg-type]
-            if type(item) is Message:
-                return item  # type: ignore[return-value]
-            raise item  # type: ignore[misc]
+            raise item
     return Message.recv(connection, allowed, hmac_key)
+
+
+def whole_item(data: proto.BytesLike, max_message_size: int, allowed: Optional[Container[int]],
+               hmac_key: Optional[bytes]) -> Optional[Item]:
+    """What ``data`` stands for when it is exactly one frame within the limit (the usual small
+    message, received whole): the validated message, or the error it stands for; None otherwise
+    (the caller then reads it the general way, see :func:`~pyro4compat._frames.whole_frame`)."""
+    frame = _frames.whole_frame(data, max_message_size)
+    return None if frame is None else _validated(frame, None, allowed, hmac_key)
 
 
 def log_wiredata(logger: logging.Logger, text: str, msg: Message) -> None:

@@ -33,9 +33,8 @@ from .._busypoll import begin_work, end_work, spin_seconds
 from ..configuration import config
 from ..message import Message
 from . import _client_disconnect, _log_handshake_error, _log_request_error
-from ..message import _validated as validated
 from ..message import next_item as validated_item
-from .._frames import whole_frame
+from ..message import whole_item
 from ._receiving import (DONTWAIT, RECEIVED_NOTHING, REQUIRED_TYPES, Item, ends_stream, hmac_key_of,
                          linger_in_kernel, plain_recv_into, receive_available, thread_buffer)
 
@@ -153,7 +152,7 @@ class ClientConnectionJob(object):
         deadline = 0.0
         while item is None:
             if linger and self._drained and self._window_recv_into is not None:
-                count = self._receive_in_window()
+                count = self._receive(in_window=True)
                 if not count:
                     return None
             elif not self._wait_readable(linger):
@@ -181,31 +180,24 @@ class ClientConnectionJob(object):
                 self._drained = reader.idle
         return item
 
-    def _receive_in_window(self) -> int:
-        """A lingering wait that is the receive itself: one ``recv`` bounded by the socket's kernel
-        receive timeout (see :func:`._receiving.linger_in_kernel`), where a ``poll`` and a
-        ``recv`` cost a system call, a wait-queue set-up and a GIL round more. 0: nothing came.
-        """
-        if spin_seconds():
-            self.csock.spin_until_readable()   # busy-polling first, as _wait_readable does
-        buffer = thread_buffer()
-        try:
-            count = self._window_recv_into(buffer)
-        except RECEIVED_NOTHING:
-            return 0
-        except (OSError, ValueError) as exc:
-            self.ready = _lost("receiving: connection lost: %s" % exc)
-            return -1
-        return self._received(buffer[:count])
-
-    def _receive(self) -> int:
+    def _receive(self, in_window: bool = False) -> int:
         """One receive of what is there (TLS handshake steps first): bytes fed, 0 for none, -1 when over.
 
-        When the connection is over (EOF, a socket error) the error is left in ``ready``.
+        ``in_window``: the lingering wait itself, one ``recv`` bounded by the socket's kernel
+        receive timeout (see :func:`._receiving.linger_in_kernel`), where a ``poll`` and a
+        ``recv`` cost a system call, a wait-queue set-up and a GIL round more; 0: nothing came.
+        When the connection is over (EOF, a socket error) the error is left in ``ready``. The
+        usual request arrives whole into an idle reader: it is taken apart right here (the same
+        ``whole_frame`` the reader's ``feed`` would use) and left in ``ready``, validated.
         """
         sock = self.csock.sock
         try:
-            if self._drained and self._plain_recv_into is not None:   # receive_available's usual case
+            if in_window:
+                if spin_seconds():
+                    self.csock.spin_until_readable()   # busy-polling first, as _wait_readable does
+                buffer = thread_buffer()
+                data = buffer[:self._window_recv_into(buffer)]
+            elif self._drained and self._plain_recv_into is not None:   # receive_available's usual case
                 buffer = thread_buffer()
                 data = buffer[:self._plain_recv_into(buffer, 0, DONTWAIT)]
             else:
@@ -220,22 +212,14 @@ class ClientConnectionJob(object):
             return -1
         if data is None:
             return 0
-        return self._received(data)
-
-    def _received(self, data: Any) -> int:
-        """Take in received bytes: their count, or -1 at EOF (the error left in ``ready``).
-
-        The usual request arrives whole into an idle reader: it is taken apart right here (the
-        same ``whole_frame`` the reader's ``feed`` would use) and left in ``ready``, validated.
-        """
         if not data:
             self.ready = _lost("receiving: connection lost")
             return -1
         self.heard_at = time.monotonic()
         if self._drained:
-            frame = whole_frame(data, self.reader.max_message_size)
-            if frame is not None:
-                self.ready = validated(frame, None, REQUIRED_TYPES[self.connected], hmac_key_of(self.daemon))
+            self.ready = whole_item(data, self.reader.max_message_size, REQUIRED_TYPES[self.connected],
+                                    hmac_key_of(self.daemon))
+            if self.ready is not None:
                 return len(data)
             self._drained = False
         self.reader.feed(data)
